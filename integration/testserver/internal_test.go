@@ -1,0 +1,68 @@
+package testserver
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestIsAddrInUse(t *testing.T) {
+	wrapped := fmt.Errorf("listen: %w", &os.SyscallError{Syscall: "bind", Err: syscall.EADDRINUSE})
+	for _, tc := range []struct {
+		err  error
+		log  string
+		want bool
+	}{
+		{wrapped, "", true},
+		{errors.New("listen tcp 127.0.0.1:1: bind: address already in use"), "", true},
+		{nil, "java.net.BindException: Address already in use\n", true},
+		{errors.New("permission denied"), "all good", false},
+		{nil, "", false},
+	} {
+		if got := isAddrInUse(tc.err, tc.log); got != tc.want {
+			t.Errorf("isAddrInUse(%v, %q) = %v, want %v", tc.err, tc.log, got, tc.want)
+		}
+	}
+}
+
+func TestTailBuffer(t *testing.T) {
+	b := newTailBuffer(16)
+	for i := range 10 {
+		fmt.Fprintf(b, "line %d\n", i)
+	}
+	got := b.String()
+	if !strings.HasPrefix(got, "...\n") || !strings.HasSuffix(got, "line 9\n") || strings.Contains(got, "line 0") {
+		t.Fatalf("tail = %q, want a cut marker and only the last lines", got)
+	}
+}
+
+func TestTailFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log")
+	if err := os.WriteFile(p, []byte("first\nsecond\nthird\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tailFile(p, 100), "first\nsecond\nthird\n"; got != want {
+		t.Errorf("tailFile(whole) = %q, want %q", got, want)
+	}
+	if got, want := tailFile(p, 8), "...\nthird\n"; got != want {
+		t.Errorf("tailFile(8) = %q, want %q", got, want)
+	}
+}
+
+func TestFreePortsDistinct(t *testing.T) {
+	ports, err := freePorts(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if p <= 0 || seen[p] {
+			t.Fatalf("freePorts returned %v: want distinct positive ports", ports)
+		}
+		seen[p] = true
+	}
+}
