@@ -1,0 +1,110 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/regent-sched/regent/integration/testserver"
+)
+
+// TestEtcd runs the contract against a one-member etcd running as a child
+// process: unlike the embedded server, it does not run under the race
+// detector with the tests, which keeps the 100k-task and crash tests fast.
+func TestEtcd(t *testing.T) {
+	t.Parallel()
+	c := testserver.StartEtcdCluster(t, 1, testserver.WithEtcdLogLevel("warn"))
+	runContract(t, etcdHarness(c.Client(t), c.Endpoints()))
+}
+
+// TestZooKeeper runs the contract against the real ZooKeeper server.
+func TestZooKeeper(t *testing.T) {
+	t.Parallel()
+	z := startZooKeeper(t)
+	authed, anonymous := z.Conn(t), z.Conn(t) // helpers run on this goroutine only
+	runContract(t, zkHarness(z.Conn(t), z.Servers()))
+	t.Run("DigestACL", func(t *testing.T) { testZKDigest(t, authed, anonymous) })
+}
+
+// startZooKeeper starts the test ZooKeeper. The harness gives the JVM a
+// 256 MB heap; ZooKeeper keeps its last commitLogCount (default 500)
+// transactions in memory besides the data tree, and journaled commits
+// write multis of up to 768 KiB, so the tests keep 50.
+func startZooKeeper(t testing.TB) *testserver.ZooKeeper {
+	return testserver.StartZooKeeper(t, testserver.WithZooKeeperProperty("commitLogCount", "50"))
+}
+
+// TestMemory runs the contract against the memory store.
+func TestMemory(t *testing.T) {
+	runContract(t, memoryHarness())
+}
+
+// TestMemoryFailures checks the memory store's failure injection, which
+// core's tests use.
+func TestMemoryFailures(t *testing.T) {
+	m, err := NewMemory("fw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := Fence{Key: "leader", Revision: 1}
+	m.SetLeader(f)
+	ctx := context.Background()
+	boom := errors.New("boom")
+
+	m.FailNextCommit(boom)
+	if _, err := m.Commit(ctx, f, Batch{PutTasks: map[string][]byte{"a": []byte("1")}}); !errors.Is(err, boom) {
+		t.Fatalf("FailNextCommit: %v", err)
+	}
+	if snap := mustLoad(t, m); snap.Generation != 0 || len(snap.Tasks) != 0 {
+		t.Fatalf("a failed commit changed the store: %+v", snap)
+	}
+	m.FailNextCommitAfterApply(boom)
+	if _, err := m.Commit(ctx, f, Batch{PutTasks: map[string][]byte{"a": []byte("1")}}); !errors.Is(err, boom) {
+		t.Fatalf("FailNextCommitAfterApply: %v", err)
+	}
+	if snap := mustLoad(t, m); snap.Generation != 1 || string(snap.Tasks["a"]) != "1" {
+		t.Fatalf("FailNextCommitAfterApply did not apply: %+v", snap)
+	}
+	if gen := mustCommit(t, m, f, Batch{}); gen != 2 {
+		t.Fatalf("the failure injection outlived one commit: generation %d", gen)
+	}
+	// Loaded state is a copy.
+	snap := mustLoad(t, m)
+	snap.Tasks["a"][0] = 'X'
+	if string(mustLoad(t, m).Tasks["a"]) != "1" {
+		t.Fatal("Load returned the store's own memory")
+	}
+	m.SetLeader(Fence{Key: "leader", Revision: 2})
+	if _, err := m.Commit(ctx, f, Batch{}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("old fence after SetLeader: %v", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Load(ctx); err == nil {
+		t.Fatal("Load after Close succeeded")
+	}
+}
+
+// TestOptions checks option validation.
+func TestOptions(t *testing.T) {
+	for _, fw := range []string{"", "a/b", ".", "..", "tab\there", string([]byte{0xff})} {
+		if _, err := NewMemory(fw); err == nil {
+			t.Errorf("framework name %q accepted", fw)
+		}
+		if _, err := NewEtcd(nil, EtcdOptions{Framework: fw}); err == nil {
+			t.Errorf("NewEtcd accepted framework %q", fw)
+		}
+	}
+	for _, p := range []string{"regent", "/", "/a/", "//a", "/a//b", "/a/./b", "/a/../b"} {
+		if _, err := validateCommon(p, "fw", nil, 0); err == nil {
+			t.Errorf("prefix %q accepted", p)
+		}
+	}
+	if c, err := validateCommon("", "fw", nil, 0); err != nil || c.prefix != DefaultPrefix || c.maxRecord != DefaultMaxRecordBytes {
+		t.Errorf("defaults: %+v, %v", c, err)
+	}
+	if _, err := validateCommon("/a/b", "my-framework.v2", nil, 0); err != nil {
+		t.Errorf("valid options refused: %v", err)
+	}
+}
