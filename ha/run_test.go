@@ -1,0 +1,264 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/regent-sched/regent/core"
+	"github.com/regent-sched/regent/integration/mesossim"
+	"github.com/regent-sched/regent/integration/testserver"
+	"github.com/regent-sched/regent/persist"
+)
+
+// onePerAgent keeps one task on every agent.
+type onePerAgent struct{ Next int }
+
+func onePerAgentFW(s onePerAgent, in core.Input) (onePerAgent, []core.Action) {
+	ev, ok := in.Event.(core.OffersReceived)
+	if !ok {
+		return s, nil
+	}
+	busy := map[string]bool{}
+	in.Tasks.Range(func(t core.Task) bool { busy[t.AgentID] = true; return true })
+	var acts []core.Action
+	for _, o := range ev.Offers {
+		if busy[o.AgentID.Value] {
+			continue
+		}
+		busy[o.AgentID.Value] = true
+		id := fmt.Sprintf("task-%d", s.Next)
+		s.Next++
+		cmd := "sleep 3600"
+		acts = append(acts, core.Launch{OfferIDs: []string{o.ID.Value}, Tasks: []mesos.TaskInfo{{
+			Name: id, TaskID: mesos.TaskID{Value: id}, AgentID: o.AgentID, Command: &mesos.CommandInfo{Value: &cmd},
+			Resources: []mesos.Resource{core.Scalar("cpus", 0.1), core.Scalar("mem", 32)}}}})
+	}
+	return s, acts
+}
+
+func newSim(t *testing.T, agents int) *mesossim.Cluster {
+	t.Helper()
+	c, err := mesossim.New(mesossim.Config{HeartbeatInterval: 200 * time.Millisecond, AllocationInterval: 50 * time.Millisecond,
+		StatusRetryMin: 200 * time.Millisecond, StatusRetryMax: time.Second, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for i := 0; i < agents; i++ {
+		if _, err := c.AddAgent(mesossim.AgentSpec{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// replica is one Runner with its own elector and store over a shared etcd.
+type replica struct {
+	r      *Runner[onePerAgent]
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startReplica(t *testing.T, cli *clientv3.Client, id string, masters []string) *replica {
+	t.Helper()
+	log := zaptest.NewLogger(t).Named(id)
+	el, err := NewEtcd(cli, EtcdOptions{Framework: "hatest", Candidate: Candidate{ID: id}, TTL: 2 * time.Second, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := persist.NewEtcd(cli, persist.EtcdOptions{Framework: "hatest", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config[onePerAgent]{
+		Elector: el,
+		Store:   store,
+		Scheduler: core.Config[onePerAgent]{
+			Framework:     core.FrameworkFunc[onePerAgent](onePerAgentFW),
+			Masters:       masters,
+			FrameworkInfo: mesos.FrameworkInfo{User: "root", Name: "hatest"},
+			BackoffMin:    50 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
+			ReconcileMin: 100 * time.Millisecond, ReconcileMax: time.Second,
+			TickInterval: 50 * time.Millisecond, Logger: log,
+		},
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
+		Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rep := &replica{r: r, cancel: cancel, done: make(chan error, 1)}
+	go func() { rep.done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		rep.stop(t)
+		el.Close()
+		store.Close()
+	})
+	return rep
+}
+
+func (rep *replica) stop(t *testing.T) error {
+	rep.cancel()
+	select {
+	case err, ok := <-rep.done:
+		if ok {
+			close(rep.done)
+		}
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatal("replica did not stop within 15s")
+		return nil
+	}
+}
+
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s", d, what)
+}
+
+func running(c *mesossim.Cluster, n int) func() bool {
+	return func() bool {
+		st := c.Snapshot()
+		if len(st.Frameworks) != 1 || !st.Frameworks[0].Connected || len(st.Frameworks[0].Tasks) != n ||
+			st.Frameworks[0].UnackedUpdates != 0 {
+			return false
+		}
+		for _, tk := range st.Frameworks[0].Tasks {
+			if tk.State != "TASK_RUNNING" {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func TestRunGracefulHandOverKeepsFrameworkAndTasks(t *testing.T) {
+	cli := testserver.StartEtcd(t).Client(t)
+	sim := newSim(t, 3)
+	a := startReplica(t, cli, "a", []string{sim.URL()})
+	eventually(t, 15*time.Second, "a leads and runs 3 tasks", func() bool {
+		return a.r.Status().Ready && running(sim, 3)()
+	})
+	b := startReplica(t, cli, "b", []string{sim.URL()})
+	eventually(t, 5*time.Second, "b sees a lead", func() bool {
+		st := b.r.Status()
+		return !st.Leading && st.Leader.ID == "a"
+	})
+	if _, err := b.r.Scheduler(); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("standby scheduler: %v", err)
+	}
+	fwID := sim.Snapshot().Frameworks[0].ID
+	if err := a.stop(t); err != nil {
+		t.Fatalf("a stopped with %v", err)
+	}
+	if st := a.r.Status(); st.Leading || st.Transitions != 2 {
+		t.Fatalf("a after stop: %+v", st)
+	}
+	eventually(t, 10*time.Second, "b leads, re-subscribed and reconciled", func() bool {
+		s, err := b.r.Scheduler()
+		if err != nil {
+			return false
+		}
+		st := s.Status()
+		return st.Subscribed && st.Reconciliation.LastRounds > 0 && !st.Reconciliation.Active
+	})
+	eventually(t, 10*time.Second, "tasks running under b", running(sim, 3))
+	fw := sim.Snapshot().Frameworks[0]
+	if fw.ID != fwID || fw.Counters.TasksLaunched != 3 || fw.Counters.DuplicateTaskIDs != 0 || fw.Counters.FailedOver != 0 {
+		t.Fatalf("after hand-over: %+v", fw)
+	}
+	if st := b.r.Status(); !st.Leading || st.Leader.ID != "b" {
+		t.Fatalf("b status %+v", st)
+	}
+}
+
+func TestRunLostTermReloadsAndLeadsAgain(t *testing.T) {
+	cli := testserver.StartEtcd(t).Client(t)
+	sim := newSim(t, 2)
+	a := startReplica(t, cli, "a", []string{sim.URL()})
+	eventually(t, 15*time.Second, "a leads and runs 2 tasks", running(sim, 2))
+	first := a.r.Status().Term
+	// Revoke a's lease behind its back: its term ends, its scheduler stops,
+	// and it wins a new term with state reloaded from the store.
+	resp, err := cli.Get(context.Background(), "/regent/hatest/leader/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("leader keys %v %v", resp, err)
+	}
+	if _, err := cli.Revoke(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a leads a new term", func() bool {
+		st := a.r.Status()
+		return st.Ready && st.Term > first
+	})
+	eventually(t, 10*time.Second, "same tasks running", running(sim, 2))
+	fw := sim.Snapshot().Frameworks[0]
+	if fw.Counters.TasksLaunched != 2 || fw.Counters.DuplicateTaskIDs != 0 {
+		t.Fatalf("relaunched after a lost term: %+v", fw.Counters)
+	}
+}
+
+func TestRunRefusesACorruptStore(t *testing.T) {
+	cli := testserver.StartEtcd(t).Client(t)
+	if _, err := cli.Put(context.Background(), "/regent/hatest/manifest", "not a manifest"); err != nil {
+		t.Fatal(err)
+	}
+	sim := newSim(t, 1)
+	a := startReplica(t, cli, "a", []string{sim.URL()})
+	select {
+	case err := <-a.done:
+		close(a.done)
+		if !errors.Is(err, ErrFatal) || !errors.Is(err, persist.ErrCorrupt) {
+			t.Fatalf("Run returned %v, want ErrFatal wrapping persist.ErrCorrupt", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run kept going on a corrupt store")
+	}
+	// Nothing was overwritten, and no framework registered.
+	got, _ := cli.Get(context.Background(), "/regent/hatest/manifest")
+	if string(got.Kvs[0].Value) != "not a manifest" || len(sim.Snapshot().Frameworks) != 0 {
+		t.Fatalf("store or Mesos touched: %q %v", got.Kvs[0].Value, sim.Snapshot().Frameworks)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	cli := testserver.StartEtcd(t).Client(t)
+	el, _ := NewEtcd(cli, EtcdOptions{Framework: "v"})
+	store, _ := persist.NewMemory("v")
+	good := Config[onePerAgent]{Elector: el, Store: store, Scheduler: core.Config[onePerAgent]{
+		Framework: core.FrameworkFunc[onePerAgent](onePerAgentFW), Masters: []string{"http://127.0.0.1:1"},
+		FrameworkInfo: mesos.FrameworkInfo{User: "u", Name: "v"}}}
+	for name, mod := range map[string]func(*Config[onePerAgent]){
+		"no elector":      func(c *Config[onePerAgent]) { c.Elector = nil },
+		"no store":        func(c *Config[onePerAgent]) { c.Store = nil },
+		"no framework":    func(c *Config[onePerAgent]) { c.Scheduler.Framework = nil },
+		"no master":       func(c *Config[onePerAgent]) { c.Scheduler.Masters = nil },
+		"backoff":         func(c *Config[onePerAgent]) { c.BackoffMin, c.BackoffMax = time.Second, time.Millisecond },
+		"negative stop":   func(c *Config[onePerAgent]) { c.StopTimeout = -time.Second },
+		"no name in info": func(c *Config[onePerAgent]) { c.Scheduler.FrameworkInfo.Name = "" },
+	} {
+		cfg := good
+		mod(&cfg)
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := New(good); err != nil {
+		t.Fatal(err)
+	}
+}
