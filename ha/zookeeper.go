@@ -76,8 +76,8 @@ type ZKOptions struct {
 // the random nonce makes the path unique forever, even if the leader
 // directory were deleted and its sequence started again, so a commit
 // guarded by Check(path, -1) can never pass for another term. The token
-// is the sequence number, which grows with every candidate (the first
-// candidate in a new directory gets 0).
+// is the sequence number plus one, which grows with every candidate (the
+// first candidate in a new directory gets 1).
 //
 // Timing: ZooKeeper expires a session when it has received nothing from
 // the client for the session timeout S, counting from the last packet it
@@ -572,7 +572,9 @@ func (e *ZKElector) startTerm(ctx context.Context, node string, self zkCandidate
 		return nil, vanished
 	}
 	var term *Term
-	term = newTerm(persist.Fence{Key: node, Revision: st.Czxid}, self.seq, func(rctx context.Context) error {
+	// The token is the sequence number plus one, so that no term has token 0
+	// (which status pages show as "not leading").
+	term = newTerm(persist.Fence{Key: node, Revision: st.Czxid}, self.seq+1, func(rctx context.Context) error {
 		defer e.forget(term)
 		return e.release(rctx, node, session)
 	})
@@ -874,7 +876,7 @@ func (e *ZKElector) readLeader() (LeaderInfo, <-chan zk.Event, error) {
 			if err != nil {
 				return LeaderInfo{}, nil, err
 			}
-			li := LeaderInfo{Token: c.seq}
+			li := LeaderInfo{Token: c.seq + 1}
 			if json.Unmarshal(data, &li.Candidate) != nil || li.ID == "" {
 				li.Candidate = Candidate{ID: c.name}
 			}

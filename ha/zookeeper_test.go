@@ -202,7 +202,7 @@ func TestZooKeeperSingleCandidateWinsAndFences(t *testing.T) {
 	}
 	name, ok := strings.CutPrefix(term.Fence.Key, zkLeaderDir+"/")
 	c, parsed := parseCandidate(name)
-	if !ok || !parsed || !strings.HasPrefix(name, "candidate-") || term.Token != c.seq {
+	if !ok || !parsed || !strings.HasPrefix(name, "candidate-") || term.Token != c.seq+1 {
 		t.Fatalf("fence %+v, token %d", term.Fence, term.Token)
 	}
 	data, st, err := conn.Get(term.Fence.Key)

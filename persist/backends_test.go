@@ -26,12 +26,12 @@ func TestZooKeeper(t *testing.T) {
 	t.Run("DigestACL", func(t *testing.T) { testZKDigest(t, authed, anonymous) })
 }
 
-// startZooKeeper starts the test ZooKeeper. The harness gives the JVM a
-// 256 MB heap; ZooKeeper keeps its last commitLogCount (default 500)
-// transactions in memory besides the data tree, and journaled commits
-// write multis of up to 768 KiB, so the tests keep 50.
+// startZooKeeper starts the test ZooKeeper. Its JVM has a 256 MB heap, and
+// ZooKeeper keeps its last 500 transactions in memory besides the data
+// tree (zookeeper.commitLogCount, which it refuses to lower): the store's
+// 128 KiB multis (DefaultZKMaxMultiBytes) keep that within the heap.
 func startZooKeeper(t testing.TB) *testserver.ZooKeeper {
-	return testserver.StartZooKeeper(t, testserver.WithZooKeeperProperty("commitLogCount", "50"))
+	return testserver.StartZooKeeper(t)
 }
 
 // TestMemory runs the contract against the memory store.
