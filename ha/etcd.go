@@ -84,13 +84,10 @@ func NewEtcd(client *clientv3.Client, opts EtcdOptions) (*EtcdElector, error) {
 	if opts.Margin < 0 || opts.Margin >= opts.TTL*2/3 {
 		return nil, fmt.Errorf("ha etcd: margin %v must be in (0, 2/3 of TTL %v): renewals come every TTL/3", opts.Margin, opts.TTL)
 	}
-	if opts.Candidate.ID == "" {
-		opts.Candidate.ID = defaultID()
-	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	v, err := json.Marshal(opts.Candidate)
+	v, err := opts.Candidate.encode()
 	if err != nil {
 		return nil, err
 	}

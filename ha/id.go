@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 )
@@ -12,4 +13,13 @@ func defaultID() string {
 		host = "unknown-host"
 	}
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// encode fills in the default ID and returns the JSON an elector stores as
+// the candidate's value, for Observe to read back.
+func (c *Candidate) encode() ([]byte, error) {
+	if c.ID == "" {
+		c.ID = defaultID()
+	}
+	return json.Marshal(c)
 }

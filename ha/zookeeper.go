@@ -169,13 +169,10 @@ func NewZooKeeper(conn *zk.Conn, events <-chan zk.Event, opts ZKOptions) (*ZKEle
 	if len(acl) == 0 {
 		return nil, errors.New("ha zookeeper: empty ACL")
 	}
-	if opts.Candidate.ID == "" {
-		opts.Candidate.ID = defaultID()
-	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	v, err := json.Marshal(opts.Candidate)
+	v, err := opts.Candidate.encode()
 	if err != nil {
 		return nil, err
 	}
