@@ -107,13 +107,14 @@ func (s State) Framework(id string) (FrameworkView, bool) {
 func (c *Cluster) Snapshot() State {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := State{MasterID: c.masterID, Stats: c.stats}
+	st := State{MasterID: c.masterID, Stats: c.stats,
+		Frameworks: []FrameworkView{}, CompletedFrameworks: []string{}, Agents: []AgentView{}}
 	if c.leader >= 0 {
 		st.LeaderURL = c.masters[c.leader].url()
 	}
 	for _, fw := range c.frameworks {
 		v := FrameworkView{ID: fw.id, Name: fw.info.Name, Connected: fw.connected, Known: fw.known,
-			FailoverTimeout: fw.info.GetFailoverTimeout(), Offers: len(fw.offers), Counters: fw.counters}
+			FailoverTimeout: fw.info.GetFailoverTimeout(), Offers: len(fw.offers), Counters: fw.counters, Tasks: []TaskView{}}
 		for _, t := range fw.tasks {
 			v.Tasks = append(v.Tasks, TaskView{ID: t.id, Name: t.name, FrameworkID: fw.id, AgentID: t.ag.id,
 				State: t.state.String(), Resources: t.res.String(), Unacked: len(t.updates), Unreachable: t.unreachable})
