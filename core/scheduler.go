@@ -417,6 +417,9 @@ func (s *Scheduler[S]) Run(ctx context.Context, snap *persist.Snapshot) (err err
 		case <-ctx.Done():
 			return s.drain(m, busy, commits, commitDone)
 		case err := <-connErr:
+			if err == nil { // ctx ended while the connection noticed first
+				return s.drain(m, busy, commits, commitDone)
+			}
 			return err
 		case r := <-commitDone:
 			if err := committed(r); err != nil {
