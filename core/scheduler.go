@@ -248,9 +248,8 @@ func (s *Scheduler[S]) enqueue(ctx context.Context, m userMsg, wait bool) error 
 
 // commitResult is what the committer reports for one batch.
 type commitResult struct {
-	gen     uint64
-	err     error
-	effects []effect
+	gen uint64
+	err error
 }
 
 // Run loads snap, subscribes to Mesos and runs the loop until ctx ends
