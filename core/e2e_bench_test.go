@@ -44,7 +44,7 @@ func (churnFW) Handle(s churnState, in Input) (churnState, []Action) {
 // HTTP) against mesos-sim on loopback; b.N is the number of acknowledged
 // updates. Run: go test -run '^$' -bench EndToEndUpdates -benchtime 30000x ./core/
 func BenchmarkEndToEndUpdates(b *testing.B) {
-	cfg := simConfig()
+	cfg := mesossim.FastConfig()
 	cfg.StatusRetryMin, cfg.StatusRetryMax = time.Minute, time.Minute
 	cfg.AllocationInterval = 20 * time.Millisecond
 	sim, err := mesossim.New(cfg)

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/regent-sched/regent/integration/mesossim"
+	"github.com/regent-sched/regent/integration/simtest"
 	"github.com/regent-sched/regent/persist"
 )
 
@@ -48,38 +49,6 @@ func (f perAgentFW) Handle(s perAgent, in Input) (perAgent, []Action) {
 			}}}})
 	}
 	return s, acts
-}
-
-func simConfig() mesossim.Config {
-	return mesossim.Config{
-		HeartbeatInterval:    200 * time.Millisecond,
-		AllocationInterval:   50 * time.Millisecond,
-		LaunchDelay:          10 * time.Millisecond,
-		StartDelay:           10 * time.Millisecond,
-		StatusRetryMin:       200 * time.Millisecond,
-		StatusRetryMax:       time.Second,
-		AgentReregisterDelay: 300 * time.Millisecond,
-		Seed:                 7,
-	}
-}
-
-func startSim(t *testing.T, agents int, mod func(*mesossim.Config)) *mesossim.Cluster {
-	t.Helper()
-	cfg := simConfig()
-	if mod != nil {
-		mod(&cfg)
-	}
-	c, err := mesossim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	for i := 0; i < agents; i++ {
-		if _, err := c.AddAgent(mesossim.AgentSpec{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c
 }
 
 // running is a scheduler under test.
@@ -180,7 +149,7 @@ func settled(c *mesossim.Cluster, r *running, agents int) func() bool {
 const settle = 15 * time.Second
 
 func TestRunsTasksAgainstMesosSim(t *testing.T) {
-	c := startSim(t, 3, nil)
+	c := simtest.Start(t, 3, nil)
 	store, fence := newMemoryStore(t)
 	r := start(t, testConfig(t, store, fence, c.URL()), nil)
 	waitFor(t, settle, "one running task per agent", settled(c, r, 3))
@@ -208,7 +177,7 @@ func TestRunsTasksAgainstMesosSim(t *testing.T) {
 }
 
 func TestNoAckWithoutCommit(t *testing.T) {
-	c := startSim(t, 1, nil)
+	c := simtest.Start(t, 1, nil)
 	store, fence := newMemoryStore(t)
 	failCommits(t, store, errors.New("injected: store unavailable"))
 	r := start(t, testConfig(t, store, fence, c.URL()), nil)
@@ -226,7 +195,7 @@ func TestNoAckWithoutCommit(t *testing.T) {
 }
 
 func TestUpdateNotAcknowledgedWhenItsCommitFails(t *testing.T) {
-	c := startSim(t, 1, nil)
+	c := simtest.Start(t, 1, nil)
 	store, fence := newMemoryStore(t)
 	cfg := testConfig(t, store, fence, c.URL())
 	cfg.Framework = perAgentFW{cmd: "sleep 1"}
@@ -252,7 +221,7 @@ func TestUpdateNotAcknowledgedWhenItsCommitFails(t *testing.T) {
 }
 
 func TestResubscribesWithSameFrameworkID(t *testing.T) {
-	c := startSim(t, 2, nil)
+	c := simtest.Start(t, 2, nil)
 	store, fence := newMemoryStore(t)
 	r := start(t, testConfig(t, store, fence, c.URL()), nil)
 	waitFor(t, settle, "tasks running", settled(c, r, 2))
@@ -271,7 +240,7 @@ func TestResubscribesWithSameFrameworkID(t *testing.T) {
 }
 
 func TestHeartbeatWatchdog(t *testing.T) {
-	c := startSim(t, 1, nil)
+	c := simtest.Start(t, 1, nil)
 	store, fence := newMemoryStore(t)
 	cfg := testConfig(t, store, fence, c.URL())
 	cfg.WatchdogMisses = 3
@@ -288,14 +257,14 @@ func TestHeartbeatWatchdog(t *testing.T) {
 }
 
 func TestFollowsRedirectToLeader(t *testing.T) {
-	c := startSim(t, 2, func(cfg *mesossim.Config) { cfg.Masters = 3 })
+	c := simtest.Start(t, 2, func(cfg *mesossim.Config) { cfg.Masters = 3 })
 	store, fence := newMemoryStore(t)
 	r := start(t, testConfig(t, store, fence, c.URLs()[2]), nil)
 	waitFor(t, settle, "tasks running via the leader", settled(c, r, 2))
 }
 
 func TestMasterFailover(t *testing.T) {
-	c := startSim(t, 2, func(cfg *mesossim.Config) { cfg.Masters = 2 })
+	c := simtest.Start(t, 2, func(cfg *mesossim.Config) { cfg.Masters = 2 })
 	store, fence := newMemoryStore(t)
 	r := start(t, testConfig(t, store, fence, c.URLs()...), nil)
 	waitFor(t, settle, "tasks running", settled(c, r, 2))
@@ -316,7 +285,7 @@ func TestMasterFailover(t *testing.T) {
 }
 
 func TestFailedOverStopsTheScheduler(t *testing.T) {
-	c := startSim(t, 1, nil)
+	c := simtest.Start(t, 1, nil)
 	store, fence := newMemoryStore(t)
 	r := start(t, testConfig(t, store, fence, c.URL()), nil)
 	waitFor(t, settle, "tasks running", settled(c, r, 1))
@@ -329,7 +298,7 @@ func TestFailedOverStopsTheScheduler(t *testing.T) {
 }
 
 func TestReconciliationFindsChangesWhileDisconnected(t *testing.T) {
-	c := startSim(t, 2, nil)
+	c := simtest.Start(t, 2, nil)
 	store, fence := newMemoryStore(t)
 	cfg := testConfig(t, store, fence, c.URL())
 	r := start(t, cfg, nil)

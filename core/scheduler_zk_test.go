@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/regent-sched/regent/integration/mesossim"
+	"github.com/regent-sched/regent/integration/simtest"
 	"github.com/regent-sched/regent/integration/testserver"
 )
 
@@ -14,7 +15,7 @@ import (
 // json.info_ nodes as Mesos masters do.
 func TestZooKeeperMasterDetection(t *testing.T) {
 	z := testserver.StartZooKeeper(t)
-	sim := startSim(t, 2, func(cfg *mesossim.Config) {
+	sim := simtest.Start(t, 2, func(cfg *mesossim.Config) {
 		cfg.Masters = 2
 		cfg.ZooKeeper = z.Servers()
 		cfg.ZKPath = "/mesos"

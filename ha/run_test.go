@@ -13,6 +13,7 @@ import (
 
 	"github.com/regent-sched/regent/core"
 	"github.com/regent-sched/regent/integration/mesossim"
+	"github.com/regent-sched/regent/integration/simtest"
 	"github.com/regent-sched/regent/integration/testserver"
 	"github.com/regent-sched/regent/persist"
 )
@@ -41,22 +42,6 @@ func onePerAgentFW(s onePerAgent, in core.Input) (onePerAgent, []core.Action) {
 			Resources: []mesos.Resource{core.Scalar("cpus", 0.1), core.Scalar("mem", 32)}}}})
 	}
 	return s, acts
-}
-
-func newSim(t *testing.T, agents int) *mesossim.Cluster {
-	t.Helper()
-	c, err := mesossim.New(mesossim.Config{HeartbeatInterval: 200 * time.Millisecond, AllocationInterval: 50 * time.Millisecond,
-		StatusRetryMin: 200 * time.Millisecond, StatusRetryMax: time.Second, Seed: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	for i := 0; i < agents; i++ {
-		if _, err := c.AddAgent(mesossim.AgentSpec{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return c
 }
 
 // replica is one Runner with its own elector and store over a shared etcd.
@@ -149,7 +134,7 @@ func running(c *mesossim.Cluster, n int) func() bool {
 
 func TestRunGracefulHandOverKeepsFrameworkAndTasks(t *testing.T) {
 	cli := testserver.StartEtcd(t).Client(t)
-	sim := newSim(t, 3)
+	sim := simtest.Start(t, 3, nil)
 	a := startReplica(t, cli, "a", []string{sim.URL()})
 	eventually(t, 15*time.Second, "a leads and runs 3 tasks", func() bool {
 		return a.r.Status().Ready && running(sim, 3)()
@@ -189,7 +174,7 @@ func TestRunGracefulHandOverKeepsFrameworkAndTasks(t *testing.T) {
 
 func TestRunLostTermReloadsAndLeadsAgain(t *testing.T) {
 	cli := testserver.StartEtcd(t).Client(t)
-	sim := newSim(t, 2)
+	sim := simtest.Start(t, 2, nil)
 	a := startReplica(t, cli, "a", []string{sim.URL()})
 	eventually(t, 15*time.Second, "a leads and runs 2 tasks", running(sim, 2))
 	first := a.r.Status().Term
@@ -218,7 +203,7 @@ func TestRunRefusesACorruptStore(t *testing.T) {
 	if _, err := cli.Put(context.Background(), "/regent/hatest/manifest", "not a manifest"); err != nil {
 		t.Fatal(err)
 	}
-	sim := newSim(t, 1)
+	sim := simtest.Start(t, 1, nil)
 	a := startReplica(t, cli, "a", []string{sim.URL()})
 	select {
 	case err := <-a.done:

@@ -101,7 +101,7 @@ func (s *rawScheduler) call(c *scheduler.Call) error {
 // Run: go test -run '^$' -bench UpdatesAcknowledged -benchtime 100000x ./integration/mesossim/
 func BenchmarkUpdatesAcknowledged(b *testing.B) {
 	const agents, perAgent, ackers = 10000, 10, 16
-	cfg := fastConfig()
+	cfg := FastConfig()
 	cfg.AllocationInterval = time.Second // the real default
 	cfg.StatusRetryMin, cfg.StatusRetryMax = time.Minute, time.Minute
 	c, err := New(cfg)

@@ -67,6 +67,24 @@ type Config struct {
 	Logger *zap.Logger
 }
 
+// FastConfig returns a configuration whose intervals are milliseconds
+// instead of seconds: heartbeats every 200 ms, offers every 50 ms, launches
+// and state changes in 10 ms, status updates re-sent after 150 ms, agents
+// re-registering 400 ms after a master failover. Tests and failover
+// rehearsals use it so that protocol behaviour shows at once.
+func FastConfig() Config {
+	return Config{
+		HeartbeatInterval:    200 * time.Millisecond,
+		AllocationInterval:   50 * time.Millisecond,
+		LaunchDelay:          10 * time.Millisecond,
+		StartDelay:           10 * time.Millisecond,
+		StatusRetryMin:       150 * time.Millisecond,
+		StatusRetryMax:       time.Second,
+		AgentReregisterDelay: 400 * time.Millisecond,
+		Seed:                 1,
+	}
+}
+
 func (c Config) withDefaults() Config {
 	if c.Masters == 0 {
 		c.Masters = 1

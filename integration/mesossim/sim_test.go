@@ -12,24 +12,9 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 )
 
-// fastConfig shortens every interval so that protocol behaviour shows in
-// milliseconds; tests wait on events, never on wall-clock speed.
-func fastConfig() Config {
-	return Config{
-		HeartbeatInterval:    200 * time.Millisecond,
-		AllocationInterval:   50 * time.Millisecond,
-		LaunchDelay:          10 * time.Millisecond,
-		StartDelay:           10 * time.Millisecond,
-		StatusRetryMin:       150 * time.Millisecond,
-		StatusRetryMax:       time.Second,
-		AgentReregisterDelay: 400 * time.Millisecond,
-		Seed:                 1,
-	}
-}
-
 func newSim(t testing.TB, agents int, mod func(*Config)) *Cluster {
 	t.Helper()
-	cfg := fastConfig()
+	cfg := FastConfig()
 	if mod != nil {
 		mod(&cfg)
 	}
