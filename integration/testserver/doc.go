@@ -20,11 +20,14 @@
 //
 //   - [StartZooKeeper] runs a standalone ZooKeeper server from the Debian
 //     "zookeeper" package (ZooKeeperServerMain on the JVM) as a child
-//     process. If the package or Java is missing the test fails and names
-//     the command that installs it (scripts/install-zookeeper.sh); it never
-//     skips. The environment variable ZOOKEEPER_CLASSPATH replaces the
-//     default class path (/usr/share/java/zookeeper.jar:/etc/zookeeper/conf)
-//     for other layouts, and JAVA selects the java binary.
+//     process, through package integration/zkserver, which does the work
+//     without the testing package (for `regent dev`). If the package or
+//     Java is missing the test fails and names the command that installs it
+//     (scripts/install-zookeeper.sh); it never skips. The environment
+//     variable ZOOKEEPER_CLASSPATH replaces the default class path
+//     (/usr/share/java/zookeeper.jar:/etc/zookeeper/conf) for other
+//     layouts, and JAVA selects the java binary. Its clients bound the
+//     connect handshake, so a restarting server does not stall them.
 //
 // Every server listens on free 127.0.0.1 ports, keeps its data under
 // t.TempDir(), and is torn down by t.Cleanup even when the test fails:

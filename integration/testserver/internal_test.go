@@ -3,11 +3,15 @@ package testserver
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
 )
 
 func TestIsAddrInUse(t *testing.T) {
@@ -66,3 +70,56 @@ func TestFreePortsDistinct(t *testing.T) {
 		seen[p] = true
 	}
 }
+
+// TestHandshakeDialerBoundsHandshake checks that a client whose connect
+// request is never answered (as by a server that accepts while it is
+// still starting) gives up and dials again within the handshake bound,
+// not after go-zookeeper's ten receive timeouts (over a minute here).
+func TestHandshakeDialerBoundsHandshake(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // held open, never answered
+		}
+	}()
+	defer func() {
+		l.Close()
+		for c := range accepted {
+			c.Close()
+		}
+	}()
+
+	conn, events, err := zk.Connect([]string{l.Addr().String()}, 10*time.Second,
+		zk.WithDialer(handshakeDialer(300*time.Millisecond)), zk.WithLogger(nopLogger{}), zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		conn.Close()
+		for range events {
+		}
+	}()
+
+	timeout := time.After(5 * time.Second)
+	for n := 0; n < 2; n++ {
+		select {
+		case c := <-accepted:
+			defer c.Close()
+		case <-timeout:
+			t.Fatalf("%d connection(s) after 5s, want the client to give up its unanswered handshake and dial again", n)
+		}
+	}
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Printf(string, ...any) {}

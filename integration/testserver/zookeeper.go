@@ -1,370 +1,148 @@
 package testserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/regent-sched/regent/integration/zkserver"
 )
 
-// ZooKeeper installation layout of the Debian "zookeeper" package.
+// ZooKeeper client defaults for [ZooKeeper.Conn] and [ZooKeeper.ConnEvents].
 const (
-	zkDebianJar       = "/usr/share/java/zookeeper.jar"
-	zkDebianConfDir   = "/etc/zookeeper/conf"
-	zkSLF4JSimpleJar  = "/usr/share/java/slf4j-simple.jar"
-	zkMainClass       = "org.apache.zookeeper.server.ZooKeeperServerMain"
-	zkInstallHint     = "install it with `sudo scripts/install-zookeeper.sh` (or `apt-get update && apt-get install -y --no-install-recommends zookeeper`)"
-	zkStartAttempts   = 3
-	zkStopGrace       = 10 * time.Second
-	zkSessionWait     = 15 * time.Second
-	zkDefaultSession  = 10 * time.Second
-	zkDefaultTickTime = 200 * time.Millisecond
+	zkSessionWait    = 15 * time.Second
+	zkDefaultSession = 10 * time.Second
+	// zkHandshakeMax bounds the wait for the server's answer to a client's
+	// connect request. A local server answers in milliseconds; one that is
+	// restarting can accept a connection and never answer it.
+	zkHandshakeMax = 2 * time.Second
 )
 
 // ZooKeeperOption changes how [StartZooKeeper] configures the server.
-type ZooKeeperOption func(*zkConfig)
-
-type zkConfig struct {
-	tickTime     time.Duration
-	minSession   time.Duration
-	maxSession   time.Duration
-	startTimeout time.Duration
-	props        map[string]string
-}
+type ZooKeeperOption func(*zkserver.Options)
 
 // WithZooKeeperTickTime sets zoo.cfg's tickTime, ZooKeeper's basic time
 // unit. The default is 200 ms.
 func WithZooKeeperTickTime(d time.Duration) ZooKeeperOption {
-	return func(c *zkConfig) { c.tickTime = d }
+	return func(o *zkserver.Options) { o.TickTime = d }
 }
 
 // WithZooKeeperSessionTimeouts sets the range of session timeouts the
 // server grants (minSessionTimeout and maxSessionTimeout). The defaults are
 // 400 ms and 60 s.
 func WithZooKeeperSessionTimeouts(minTimeout, maxTimeout time.Duration) ZooKeeperOption {
-	return func(c *zkConfig) {
-		c.minSession = minTimeout
-		c.maxSession = maxTimeout
+	return func(o *zkserver.Options) {
+		o.MinSessionTimeout = minTimeout
+		o.MaxSessionTimeout = maxTimeout
 	}
 }
 
-// WithZooKeeperProperty adds or overrides a zoo.cfg property. Overriding
-// dataDir, clientPort or clientPortAddress breaks the harness, and
-// 4lw.commands.whitelist must keep ruok and stat, which it polls.
+// WithZooKeeperProperty adds or overrides a zoo.cfg property. dataDir,
+// clientPort and clientPortAddress cannot be set, and
+// 4lw.commands.whitelist must keep ruok and stat, which the harness polls.
 func WithZooKeeperProperty(key, value string) ZooKeeperOption {
-	return func(c *zkConfig) { c.props[key] = value }
+	return func(o *zkserver.Options) {
+		if o.Properties == nil {
+			o.Properties = map[string]string{}
+		}
+		o.Properties[key] = value
+	}
 }
 
 // WithZooKeeperStartTimeout bounds how long the server may take to start
 // serving, at first and after [ZooKeeper.Restart]. The default is 30 s.
 func WithZooKeeperStartTimeout(d time.Duration) ZooKeeperOption {
-	return func(c *zkConfig) { c.startTimeout = d }
+	return func(o *zkserver.Options) { o.StartTimeout = d }
 }
 
 // ZooKeeper is a standalone ZooKeeper server running as a child process of
-// the test. Its methods must be called from the goroutine running the test
+// the test, a [zkserver.Server] that fails the test instead of returning
+// errors. Its methods must be called from the goroutine running the test
 // that started it.
 type ZooKeeper struct {
-	t         testing.TB
-	java      string
-	classpath string
-	cfg       zkConfig
-	dir       string
-	dataDir   string
-	cfgPath   string
-	logPath   string
-	port      int
-
-	mu   sync.Mutex
-	proc *childProcess // latest run
+	t   testing.TB
+	srv *zkserver.Server
 }
 
 // StartZooKeeper starts a standalone ZooKeeper server from the Debian
-// package (ZooKeeperServerMain on the JVM) on a free 127.0.0.1 port, with
-// its zoo.cfg and data directory under t.TempDir(), and waits until it
-// answers "ruok" with "imok" and serves requests. The process is killed
-// and reaped by t.Cleanup; its log tail is printed if the test failed.
+// package (ZooKeeperServerMain on the JVM) with [zkserver.Start] on a free
+// 127.0.0.1 port, with its zoo.cfg and data directory under t.TempDir(),
+// and waits until it answers "ruok" with "imok" and serves requests. The
+// process is killed and reaped by t.Cleanup; its log tail is printed if the
+// test failed.
 //
 // If ZooKeeper or Java is not installed the test fails (it is never
 // skipped) with a message naming the install command. ZOOKEEPER_CLASSPATH
 // overrides the class path and JAVA the java binary.
 func StartZooKeeper(t testing.TB, opts ...ZooKeeperOption) *ZooKeeper {
 	t.Helper()
-	cfg := zkConfig{
-		tickTime:     zkDefaultTickTime,
-		minSession:   400 * time.Millisecond,
-		maxSession:   60 * time.Second,
-		startTimeout: 30 * time.Second,
-		props:        map[string]string{},
+	o := zkserver.Options{
+		Dir:               t.TempDir(),
+		TickTime:          200 * time.Millisecond,
+		MinSessionTimeout: 400 * time.Millisecond,
+		MaxSessionTimeout: 60 * time.Second,
+		StartTimeout:      30 * time.Second,
 	}
-	for _, o := range opts {
-		o(&cfg)
+	for _, opt := range opts {
+		opt(&o)
 	}
-	java, classpath, err := zooKeeperCommand()
+	srv, err := zkserver.Start(context.Background(), o)
 	if err != nil {
-		t.Fatalf("testserver: start ZooKeeper: %v", err)
+		t.Fatalf("testserver: %v", err) // the error quotes the server's output
 	}
-	dir := t.TempDir()
-	z := &ZooKeeper{
-		t:         t,
-		java:      java,
-		classpath: classpath,
-		cfg:       cfg,
-		dir:       dir,
-		dataDir:   filepath.Join(dir, "data"),
-		cfgPath:   filepath.Join(dir, "zoo.cfg"),
-		logPath:   filepath.Join(dir, "zookeeper.log"),
-	}
+	z := &ZooKeeper{t: t, srv: srv}
 	t.Cleanup(z.shutdown)
-
-	for attempt := 1; attempt <= zkStartAttempts; attempt++ {
-		ports, err := freePorts(1)
-		if err != nil {
-			t.Fatalf("testserver: start ZooKeeper: %v", err)
-		}
-		z.port = ports[0]
-		z.mu.Lock()
-		err = z.startLocked()
-		z.mu.Unlock()
-		if err == nil {
-			return z
-		}
-		logs := tailFile(z.logPath, logTailBytes)
-		z.mu.Lock()
-		if z.proc != nil {
-			_ = z.proc.kill()
-		}
-		z.mu.Unlock()
-		if !isAddrInUse(nil, logs) || attempt == zkStartAttempts {
-			t.Fatalf("testserver: start ZooKeeper: %v", err) // the log follows at cleanup
-		}
-		t.Logf("testserver: ZooKeeper attempt %d hit a port clash; retrying on another port", attempt)
-	}
-	return nil // not reached: the last attempt ends in t.Fatalf
-}
-
-// zooKeeperCommand locates java and the ZooKeeper class path.
-func zooKeeperCommand() (java, classpath string, err error) {
-	classpath = os.Getenv("ZOOKEEPER_CLASSPATH")
-	if classpath == "" {
-		if _, err := os.Stat(zkDebianJar); err != nil {
-			return "", "", fmt.Errorf("ZooKeeper is not installed (%w); %s, or set ZOOKEEPER_CLASSPATH", err, zkInstallHint)
-		}
-		classpath = zkDebianJar + string(os.PathListSeparator) + zkDebianConfDir
-		// The Debian jar ships no SLF4J binding, so the server would log
-		// nothing; slf4j-simple (from libslf4j-java) makes it log to stderr.
-		if _, err := os.Stat(zkSLF4JSimpleJar); err == nil {
-			classpath += string(os.PathListSeparator) + zkSLF4JSimpleJar
-		}
-	}
-	switch {
-	case os.Getenv("JAVA") != "":
-		java = os.Getenv("JAVA")
-	case os.Getenv("JAVA_HOME") != "":
-		java = filepath.Join(os.Getenv("JAVA_HOME"), "bin", "java")
-	default:
-		java = "java"
-	}
-	path, err := exec.LookPath(java)
-	if err != nil {
-		return "", "", fmt.Errorf("java not found for ZooKeeper (%w); %s, which also installs a JRE", err, zkInstallHint)
-	}
-	return path, classpath, nil
-}
-
-// writeConfig writes zoo.cfg for the current port.
-func (z *ZooKeeper) writeConfig() error {
-	props := map[string]string{
-		"tickTime":               strconv.FormatInt(z.cfg.tickTime.Milliseconds(), 10),
-		"dataDir":                z.dataDir,
-		"clientPort":             strconv.Itoa(z.port),
-		"clientPortAddress":      "127.0.0.1",
-		"maxClientCnxns":         "0",
-		"admin.enableServer":     "false",
-		"4lw.commands.whitelist": "ruok,stat",
-		"minSessionTimeout":      strconv.FormatInt(z.cfg.minSession.Milliseconds(), 10),
-		"maxSessionTimeout":      strconv.FormatInt(z.cfg.maxSession.Milliseconds(), 10),
-	}
-	for k, v := range z.cfg.props {
-		props[k] = v
-	}
-	keys := make([]string, 0, len(props))
-	for k := range props {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString("# Written by github.com/regent-sched/regent/integration/testserver.\n")
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%s\n", k, props[k])
-	}
-	if err := os.MkdirAll(z.dataDir, 0o700); err != nil {
-		return fmt.Errorf("create ZooKeeper data dir: %w", err)
-	}
-	if err := os.WriteFile(z.cfgPath, []byte(b.String()), 0o600); err != nil {
-		return fmt.Errorf("write zoo.cfg: %w", err)
-	}
-	return nil
-}
-
-// startLocked starts the server and waits until it serves. z.mu must be
-// held.
-func (z *ZooKeeper) startLocked() error {
-	if err := z.writeConfig(); err != nil {
-		return err
-	}
-	argv := []string{
-		z.java,
-		// Start fast and small: the tests need seconds of uptime, not peak
-		// throughput.
-		"-Xmx256m",
-		"-XX:+UseSerialGC",
-		"-XX:TieredStopAtLevel=1",
-		// No /tmp/hsperfdata_* file, which SIGKILL would leave behind.
-		"-XX:-UsePerfData",
-		"-Djava.net.preferIPv4Stack=true",
-		"-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
-		"-Dorg.slf4j.simpleLogger.showDateTime=true",
-		"-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
-		"-Dzookeeper.log.dir=" + z.dir,
-		"-Dzookeeper.root.logger=INFO,CONSOLE",
-		"-cp", z.classpath,
-		zkMainClass,
-		z.cfgPath,
-	}
-	// Keep the test's JVM tuning variables from changing the server.
-	p, err := startChild("ZooKeeper", argv, childEnv("JAVA_TOOL_OPTIONS=", "JDK_JAVA_OPTIONS=", "_JAVA_OPTIONS="), z.logPath)
-	if err != nil {
-		return err
-	}
-	z.proc = p
-	return z.waitServingLocked()
-}
-
-// waitServingLocked polls the four-letter words until the server answers
-// "imok" to ruok and its stat output shows it serving requests.
-func (z *ZooKeeper) waitServingLocked() error {
-	deadline := time.Now().Add(z.cfg.startTimeout)
-	var last error
-	for {
-		if z.proc.exited() {
-			return fmt.Errorf("ZooKeeper on %s exited while starting: %s", z.Addr(), z.proc.exitStatus())
-		}
-		last = z.probe()
-		if last == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("ZooKeeper on %s not serving after %v: %w", z.Addr(), z.cfg.startTimeout, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// probe checks once that the server is up and serving.
-func (z *ZooKeeper) probe() error {
-	out, err := fourLetterWord(z.Addr(), "ruok", time.Second)
-	if err != nil {
-		return err
-	}
-	if out != "imok" {
-		return fmt.Errorf("ruok answered %q, want \"imok\"", out)
-	}
-	out, err = fourLetterWord(z.Addr(), "stat", time.Second)
-	if err != nil {
-		return err
-	}
-	if !strings.Contains(out, "Mode: standalone") {
-		return fmt.Errorf("stat: server not serving yet: %q", strings.TrimSpace(out))
-	}
-	return nil
-}
-
-// fourLetterWord sends a ZooKeeper four-letter command and returns the
-// reply; the server closes the connection after replying.
-func fourLetterWord(addr, cmd string, timeout time.Duration) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
-	if err != nil {
-		return "", fmt.Errorf("four-letter word %s: %w", cmd, err)
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return "", fmt.Errorf("four-letter word %s: %w", cmd, err)
-	}
-	if _, err := io.WriteString(conn, cmd); err != nil {
-		return "", fmt.Errorf("four-letter word %s: write: %w", cmd, err)
-	}
-	b, err := io.ReadAll(io.LimitReader(conn, 1<<20))
-	if err != nil {
-		return string(b), fmt.Errorf("four-letter word %s: read: %w", cmd, err)
-	}
-	return string(b), nil
+	return z
 }
 
 // shutdown kills the server; it runs at t.Cleanup.
 func (z *ZooKeeper) shutdown() {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	if z.proc != nil {
-		if err := z.proc.kill(); err != nil {
-			z.t.Errorf("testserver: ZooKeeper cleanup: %v", err)
-		}
+	if err := z.srv.Kill(); err != nil {
+		z.t.Errorf("testserver: ZooKeeper cleanup: %v", err)
 	}
 	if z.t.Failed() {
-		z.t.Logf("testserver: ZooKeeper log %s (tail):\n%s", z.logPath, tailFile(z.logPath, logTailBytes))
+		z.t.Logf("testserver: ZooKeeper log %s (tail):\n%s", z.LogPath(), tailFile(z.LogPath(), logTailBytes))
+	}
+	if err := z.srv.Close(); err != nil {
+		z.t.Errorf("testserver: ZooKeeper cleanup: %v", err)
 	}
 }
 
 // Addr returns the client address, "127.0.0.1:port".
-func (z *ZooKeeper) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(z.port)) }
+func (z *ZooKeeper) Addr() string { return z.srv.Addr() }
 
 // Servers returns the server list for zk.Connect.
-func (z *ZooKeeper) Servers() []string { return []string{z.Addr()} }
+func (z *ZooKeeper) Servers() []string { return z.srv.Servers() }
 
 // Port returns the client port.
-func (z *ZooKeeper) Port() int { return z.port }
+func (z *ZooKeeper) Port() int { return z.srv.Port() }
 
 // DataDir returns the server's data directory.
-func (z *ZooKeeper) DataDir() string { return z.dataDir }
+func (z *ZooKeeper) DataDir() string { return z.srv.DataDir() }
 
 // LogPath returns the file receiving the server's stdout and stderr.
-func (z *ZooKeeper) LogPath() string { return z.logPath }
+func (z *ZooKeeper) LogPath() string { return z.srv.LogPath() }
 
 // PID returns the process id of the server's latest run.
-func (z *ZooKeeper) PID() int {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	return z.proc.pid()
-}
+func (z *ZooKeeper) PID() int { return z.srv.PID() }
 
 // Running reports whether the server process is alive (it may be paused).
-func (z *ZooKeeper) Running() bool {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	return !z.proc.exited()
-}
+func (z *ZooKeeper) Running() bool { return z.srv.Running() }
 
 // Stop shuts the server down with SIGTERM and waits for it to exit,
 // killing it if it takes longer than 10 s. Stopping a server that is not
 // running is a no-op.
 func (z *ZooKeeper) Stop() {
 	z.t.Helper()
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	if err := z.proc.terminate(zkStopGrace); err != nil {
-		z.t.Fatalf("testserver: stop ZooKeeper: %v", err)
+	if err := z.srv.Stop(context.Background()); err != nil {
+		z.t.Fatalf("testserver: %v", err)
 	}
 }
 
@@ -372,10 +150,8 @@ func (z *ZooKeeper) Stop() {
 // process is reaped. Killing a server that is not running is a no-op.
 func (z *ZooKeeper) Kill() {
 	z.t.Helper()
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	if err := z.proc.kill(); err != nil {
-		z.t.Fatalf("testserver: kill ZooKeeper: %v", err)
+	if err := z.srv.Kill(); err != nil {
+		z.t.Fatalf("testserver: %v", err)
 	}
 }
 
@@ -385,24 +161,16 @@ func (z *ZooKeeper) Kill() {
 // paused takes up to two thirds of its session timeout to shut down.
 func (z *ZooKeeper) Pause() {
 	z.t.Helper()
-	z.signal(syscall.SIGSTOP)
+	if err := z.srv.Pause(); err != nil {
+		z.t.Fatalf("testserver: %v", err)
+	}
 }
 
 // Resume lets a server frozen by [ZooKeeper.Pause] continue (SIGCONT).
 func (z *ZooKeeper) Resume() {
 	z.t.Helper()
-	z.signal(syscall.SIGCONT)
-}
-
-func (z *ZooKeeper) signal(sig syscall.Signal) {
-	z.t.Helper()
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	if z.proc.exited() {
-		z.t.Fatalf("testserver: send %v to ZooKeeper: not running", sig)
-	}
-	if err := z.proc.signal(sig); err != nil {
-		z.t.Fatalf("testserver: ZooKeeper: %v", err)
+	if err := z.srv.Resume(); err != nil {
+		z.t.Fatalf("testserver: %v", err)
 	}
 }
 
@@ -412,13 +180,8 @@ func (z *ZooKeeper) signal(sig syscall.Signal) {
 // requests. Sessions and data survive, as with a real server restart.
 func (z *ZooKeeper) Restart() {
 	z.t.Helper()
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	if err := z.proc.terminate(zkStopGrace); err != nil {
-		z.t.Fatalf("testserver: restart ZooKeeper: %v", err)
-	}
-	if err := z.startLocked(); err != nil {
-		z.t.Fatalf("testserver: restart ZooKeeper: %v", err) // the log follows at cleanup
+	if err := z.srv.Restart(context.Background()); err != nil {
+		z.t.Fatalf("testserver: %v", err) // the error quotes the server's output
 	}
 }
 
@@ -426,6 +189,12 @@ func (z *ZooKeeper) Restart() {
 // session (10 s session timeout). The client logs through t.Logf and is
 // closed by t.Cleanup. Connection events are discarded; use
 // [ZooKeeper.ConnEvents] to see them.
+//
+// The client gives up on a connection whose connect request the server
+// has not answered within 2 s (or the session timeout, if shorter) and
+// dials again, so that a server that accepts connections while it is
+// still restarting costs a reconnecting client seconds, not the minute
+// (ten receive timeouts) go-zookeeper waits by default.
 func (z *ZooKeeper) Conn(t testing.TB) *zk.Conn {
 	t.Helper()
 	conn, _ := z.connect(t, zkDefaultSession, false)
@@ -445,7 +214,10 @@ func (z *ZooKeeper) ConnEvents(t testing.TB, sessionTimeout time.Duration) (*zk.
 func (z *ZooKeeper) connect(t testing.TB, sessionTimeout time.Duration, wantEvents bool) (*zk.Conn, <-chan zk.Event) {
 	t.Helper()
 	lg := &zkTestLogger{t: t}
-	conn, events, err := zk.Connect(z.Servers(), sessionTimeout, zk.WithLogger(lg), zk.WithLogInfo(false))
+	servers := z.Servers()
+	limit := min(sessionTimeout/time.Duration(len(servers)), zkHandshakeMax)
+	conn, events, err := zk.Connect(servers, sessionTimeout,
+		zk.WithDialer(handshakeDialer(limit)), zk.WithLogger(lg), zk.WithLogInfo(false))
 	if err != nil {
 		t.Fatalf("testserver: connect to ZooKeeper %s: %v", z.Addr(), err)
 	}
@@ -571,4 +343,37 @@ func (l *zkTestLogger) stop() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.stopped = true
+}
+
+// handshakeDialer dials ZooKeeper connections whose first read deadline,
+// the one on the server's answer to the connect request, is at most limit
+// away. go-zookeeper allows ten receive timeouts there (over a minute with
+// a 10 s session), and a server that is still starting can take the
+// connection and never answer. Like core's dialer for the master detector.
+func handshakeDialer(limit time.Duration) zk.Dialer {
+	return func(network, address string, timeout time.Duration) (net.Conn, error) {
+		c, err := net.DialTimeout(network, address, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return &handshakeConn{Conn: c, limit: limit}, nil
+	}
+}
+
+// handshakeConn caps the first read deadline set on it, which go-zookeeper
+// sets for the handshake, and passes later deadlines through.
+type handshakeConn struct {
+	net.Conn
+	limit  time.Duration
+	shaken atomic.Bool // the handshake's deadline has been set
+}
+
+// SetReadDeadline implements net.Conn.
+func (c *handshakeConn) SetReadDeadline(t time.Time) error {
+	if !t.IsZero() && !c.shaken.Swap(true) {
+		if bound := time.Now().Add(c.limit); t.After(bound) {
+			t = bound
+		}
+	}
+	return c.Conn.SetReadDeadline(t)
 }

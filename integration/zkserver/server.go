@@ -1,0 +1,293 @@
+package zkserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// startAttempts is how many free ports Start tries when Options.Port is 0
+// and another process takes the chosen port first.
+const startAttempts = 3
+
+// errClosed is returned by Restart after Close.
+var errClosed = errors.New("server closed")
+
+// Server is a ZooKeeper server process started by [Start]. Its methods are
+// safe for concurrent use; those that change the process run one at a time.
+type Server struct {
+	opts      Options // with defaults applied
+	java      string
+	classpath string
+	dir       string
+	ownDir    bool // dir was created by Start and is removed by Close
+	dataDir   string
+	cfgPath   string
+	logPath   string    // "" when Options.Log is set
+	logFile   *os.File  // the file at logPath; closed by Close
+	log       io.Writer // receives the output of every run
+	port      int
+
+	op     sync.Mutex // serialises the methods that change the process
+	closed bool       // guarded by op
+
+	mu   sync.Mutex // guards proc
+	proc *process   // latest run
+}
+
+// Start starts a standalone ZooKeeper server as configured by opts and
+// waits until it serves requests, for at most opts.StartTimeout or until
+// ctx is done; ctx bounds only the start. The server runs until
+// [Server.Close]. If ZooKeeper or Java is missing the error wraps
+// [ErrNotInstalled]; if the server fails to start, the error quotes the
+// end of its output, and nothing is left running.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("start ZooKeeper: %w", err)
+	}
+	java, classpath, err := command()
+	if err != nil {
+		return nil, fmt.Errorf("start ZooKeeper: %w", err)
+	}
+	s := &Server{opts: opts, java: java, classpath: classpath}
+	if err := s.prepare(); err != nil {
+		return nil, fmt.Errorf("start ZooKeeper: %w", errors.Join(err, s.release()))
+	}
+	for attempt := 1; ; attempt++ {
+		s.port = opts.Port
+		if s.port == 0 {
+			if s.port, err = freePort(); err != nil {
+				return nil, fmt.Errorf("start ZooKeeper: %w", errors.Join(err, s.release()))
+			}
+		}
+		err = s.run(ctx)
+		if err == nil {
+			return s, nil
+		}
+		clash := s.proc != nil && strings.Contains(strings.ToLower(s.proc.out.String()), "address already in use")
+		if opts.Port != 0 || !clash || attempt == startAttempts {
+			return nil, fmt.Errorf("start ZooKeeper: %w", errors.Join(err, s.release()))
+		}
+		fmt.Fprintf(s.log, "==== port %d was taken; retrying on another port\n", s.port)
+	}
+}
+
+// prepare creates the server's directories and opens its log.
+func (s *Server) prepare() error {
+	s.dir = s.opts.Dir
+	if s.dir == "" {
+		dir, err := os.MkdirTemp("", "zkserver-")
+		if err != nil {
+			return fmt.Errorf("create directory: %w", err)
+		}
+		s.dir, s.ownDir = dir, true
+	}
+	s.dataDir = filepath.Join(s.dir, "data")
+	s.cfgPath = filepath.Join(s.dir, "zoo.cfg")
+	if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	s.log = s.opts.Log
+	if s.log == nil {
+		s.logPath = filepath.Join(s.dir, "zookeeper.log")
+		f, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("open log: %w", err)
+		}
+		s.logFile, s.log = f, f
+	}
+	return nil
+}
+
+// release closes the log and removes the directory if Start created it.
+func (s *Server) release() error {
+	var errs []error
+	if s.logFile != nil {
+		if err := s.logFile.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close log: %w", err))
+		}
+	}
+	if s.ownDir {
+		if err := os.RemoveAll(s.dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove directory: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// run writes zoo.cfg, starts the server and waits until it serves. On
+// failure the new process is killed and the error quotes its output.
+func (s *Server) run(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(s.cfgPath, s.opts.zooCfg(s.dataDir, s.port), 0o600); err != nil {
+		return fmt.Errorf("write zoo.cfg: %w", err)
+	}
+	argv := []string{
+		s.java,
+		// Start fast and small: a development server needs seconds of
+		// uptime, not peak throughput.
+		"-Xmx256m",
+		"-XX:+UseSerialGC",
+		"-XX:TieredStopAtLevel=1",
+		// No /tmp/hsperfdata_* file, which SIGKILL would leave behind.
+		"-XX:-UsePerfData",
+		"-Djava.net.preferIPv4Stack=true",
+		"-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+		"-Dorg.slf4j.simpleLogger.showDateTime=true",
+		"-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
+		"-Dzookeeper.log.dir=" + s.dir,
+		"-Dzookeeper.root.logger=INFO,CONSOLE",
+		"-cp", s.classpath,
+		serverMainClass,
+		s.cfgPath,
+	}
+	// Keep the caller's JVM tuning variables from changing the server.
+	p, err := startProcess(argv, childEnv("JAVA_TOOL_OPTIONS=", "JDK_JAVA_OPTIONS=", "_JAVA_OPTIONS="), s.log)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.proc = p
+	s.mu.Unlock()
+	err = waitServing(ctx, p, s.port, s.opts.StartTimeout)
+	if err == nil {
+		return nil
+	}
+	if kerr := p.kill(); kerr != nil {
+		err = errors.Join(err, kerr)
+	}
+	err = fmt.Errorf("server on %s: %w", s.Addr(), err)
+	if tail := p.out.String(); tail != "" {
+		err = fmt.Errorf("%w\nserver output (tail):\n%s", err, tail)
+	}
+	return err
+}
+
+// current returns the latest run.
+func (s *Server) current() *process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc
+}
+
+// Addr returns the client address, "127.0.0.1:port".
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// Servers returns the server list for a ZooKeeper client.
+func (s *Server) Servers() []string { return []string{s.Addr()} }
+
+// Port returns the client port.
+func (s *Server) Port() int { return s.port }
+
+// DataDir returns the server's data directory.
+func (s *Server) DataDir() string { return s.dataDir }
+
+// LogPath returns the file receiving the server's output, or "" when
+// [Options.Log] receives it.
+func (s *Server) LogPath() string { return s.logPath }
+
+// PID returns the process id of the server's latest run.
+func (s *Server) PID() int { return s.current().pid() }
+
+// Running reports whether the server process is alive (it may be paused).
+func (s *Server) Running() bool { return !s.current().exited() }
+
+// Stop shuts the server down with SIGTERM and waits for it to exit,
+// killing it after 10 s or when ctx is done. Stopping a server that is not
+// running does nothing.
+func (s *Server) Stop(ctx context.Context) error {
+	s.op.Lock()
+	defer s.op.Unlock()
+	if err := s.current().terminate(ctx); err != nil {
+		return fmt.Errorf("stop ZooKeeper: %w", err)
+	}
+	return nil
+}
+
+// Kill ends the server with SIGKILL, like a crash, and waits until the
+// process is reaped. Killing a server that is not running does nothing.
+func (s *Server) Kill() error {
+	s.op.Lock()
+	defer s.op.Unlock()
+	if err := s.current().kill(); err != nil {
+		return fmt.Errorf("kill ZooKeeper: %w", err)
+	}
+	return nil
+}
+
+// Pause freezes the server with SIGSTOP and (on Linux) waits until all its
+// threads have stopped: connections stay open but nothing is answered, so
+// client sessions eventually time out.
+func (s *Server) Pause() error {
+	return s.whileRunning("pause", (*process).pause)
+}
+
+// Resume lets a server frozen by [Server.Pause] continue (SIGCONT).
+func (s *Server) Resume() error {
+	return s.whileRunning("resume", func(p *process) error { return p.signal(syscall.SIGCONT) })
+}
+
+// whileRunning applies f to the running process.
+func (s *Server) whileRunning(op string, f func(*process) error) error {
+	s.op.Lock()
+	defer s.op.Unlock()
+	p := s.current()
+	if p.exited() {
+		return fmt.Errorf("%s ZooKeeper: not running", op)
+	}
+	if err := f(p); err != nil {
+		return fmt.Errorf("%s ZooKeeper: %w", op, err)
+	}
+	return nil
+}
+
+// Restart stops the server if it is running (gracefully, as [Server.Stop]
+// does; call [Server.Kill] first to simulate a crash), starts it again on
+// the same port with the same data directory, and waits until it serves
+// requests, for at most [Options.StartTimeout] or until ctx is done.
+// Sessions and data survive, as with any ZooKeeper restart. If the server
+// fails to start, it is left stopped.
+func (s *Server) Restart(ctx context.Context) error {
+	s.op.Lock()
+	defer s.op.Unlock()
+	if s.closed {
+		return fmt.Errorf("restart ZooKeeper: %w", errClosed)
+	}
+	if err := s.current().terminate(ctx); err != nil {
+		return fmt.Errorf("restart ZooKeeper: %w", err)
+	}
+	if err := s.run(ctx); err != nil {
+		return fmt.Errorf("restart ZooKeeper: %w", err)
+	}
+	return nil
+}
+
+// Close stops the server as [Server.Stop] does, closes its log file, and
+// removes its directory if [Start] created it. Later calls do nothing.
+func (s *Server) Close() error {
+	s.op.Lock()
+	defer s.op.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.current().terminate(context.Background())
+	if err != nil {
+		err = fmt.Errorf("stop: %w", err)
+	}
+	if err := errors.Join(err, s.release()); err != nil {
+		return fmt.Errorf("close ZooKeeper: %w", err)
+	}
+	return nil
+}

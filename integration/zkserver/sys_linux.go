@@ -1,0 +1,86 @@
+package zkserver
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// setChildAttrs makes the kernel SIGKILL the server if the thread that
+// started it dies, so a program that crashes or is killed leaves no server
+// behind.
+func setChildAttrs(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
+
+// listens reports whether process pid has a TCP socket listening on port,
+// by matching the listening sockets in /proc/<pid>/net/tcp{,6} against the
+// process's file descriptors.
+func listens(pid, port int) (bool, error) {
+	suffix := fmt.Sprintf(":%04X", port)
+	sockets := map[string]bool{}
+	for _, name := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, name))
+		if err != nil {
+			if name == "tcp6" && errors.Is(err, fs.ErrNotExist) {
+				continue // no IPv6 here
+			}
+			return false, err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			// sl local_address rem_address st ... uid timeout inode
+			f := strings.Fields(line)
+			if len(f) >= 10 && f[3] == "0A" && strings.HasSuffix(f[1], suffix) {
+				sockets["socket:["+f[9]+"]"] = true
+			}
+		}
+	}
+	if len(sockets) == 0 {
+		return false, nil
+	}
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join(dir, fd.Name())); err == nil && sockets[target] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// stopped reports whether every live thread of process pid is stopped, as
+// SIGSTOP leaves it once the kernel has stopped them all.
+func stopped(pid int) (bool, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the thread has exited
+		}
+		if err != nil {
+			return false, err
+		}
+		// "tid (comm) state ...", where comm may contain anything.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			return false, fmt.Errorf("parse %s/%s/stat: %q", dir, task.Name(), b)
+		}
+		if state := b[i+2]; !strings.ContainsRune("TtZX", rune(state)) { // stopped, traced, or dead
+			return false, nil
+		}
+	}
+	return true, nil
+}
