@@ -17,9 +17,11 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# deps installs what the tests need that Go modules cannot bring: the real ZooKeeper.
+# deps installs what the tests need that Go modules cannot bring: the real ZooKeeper
+# and headless Chromium.
 deps:
 	@scripts/install-zookeeper.sh
+	@scripts/install-chromium.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
