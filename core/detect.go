@@ -173,14 +173,14 @@ type zkMasterWatch struct {
 	auth   []byte // "user:password" for digest authentication; nil for none
 	authed bool
 	log    *zap.Logger
-	zlog   *zkZapLogger
+	zlog   *ZKLogger
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run returns
 }
 
 func startZKMasterWatch(ms masterSpec, sessionTimeout time.Duration, log *zap.Logger, publish func([]string)) (*zkMasterWatch, error) {
-	zlog := &zkZapLogger{log: log}
-	dial := handshakeDialer(sessionTimeout / time.Duration(len(ms.servers)))
+	zlog := NewZKLogger(log)
+	dial := ZKHandshakeDialer(sessionTimeout / time.Duration(len(ms.servers)))
 	conn, events, err := zk.Connect(ms.servers, sessionTimeout,
 		zk.WithDialer(dial), zk.WithLogger(zlog), zk.WithLogInfo(false))
 	if err != nil {
@@ -205,7 +205,7 @@ func (w *zkMasterWatch) stop() {
 	<-w.done
 	for range w.events { // the client closes events when its goroutines end
 	}
-	w.zlog.stop()
+	w.zlog.Stop()
 }
 
 // run reads the group whenever its watch fires, and retries failed reads
@@ -386,13 +386,15 @@ func masterInfoURL(data []byte) (string, error) {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(port)), nil
 }
 
-// handshakeDialer dials ZooKeeper connections whose first read deadline,
+// ZKHandshakeDialer dials ZooKeeper connections whose first read deadline,
 // the one on the server's answer to the connect request, is at most limit
 // away. go-zookeeper allows ten receive timeouts there (over a minute with
 // a 10 s session), and a server that is still starting can take the
 // connection and never answer; the Java client gives up after the session
-// timeout divided by the number of servers, and so does this.
-func handshakeDialer(limit time.Duration) zk.Dialer {
+// timeout divided by the number of servers, and so does this. Pass it to
+// zk.Connect with zk.WithDialer for every connection a replica makes; the
+// master detector uses it for its own.
+func ZKHandshakeDialer(limit time.Duration) zk.Dialer {
 	return func(network, address string, timeout time.Duration) (net.Conn, error) {
 		c, err := net.DialTimeout(network, address, timeout)
 		if err != nil {
@@ -418,16 +420,21 @@ func (c *handshakeConn) SetReadDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
-// zkZapLogger passes the ZooKeeper client's messages to zap at debug level
-// until stop; the client may log from its goroutines up to its end.
-type zkZapLogger struct {
+// ZKLogger passes a go-zookeeper client's messages to zap at debug level
+// until Stop; the client may log from its goroutines up to its end, after
+// the test or program that owned the logger is gone. Give it to zk.Connect
+// with zk.WithLogger.
+type ZKLogger struct {
 	mu      sync.Mutex
 	log     *zap.Logger
 	stopped bool
 }
 
+// NewZKLogger returns a ZKLogger writing to log.
+func NewZKLogger(log *zap.Logger) *ZKLogger { return &ZKLogger{log: log} }
+
 // Printf implements zk.Logger.
-func (l *zkZapLogger) Printf(format string, args ...any) {
+func (l *ZKLogger) Printf(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.stopped {
@@ -435,7 +442,8 @@ func (l *zkZapLogger) Printf(format string, args ...any) {
 	}
 }
 
-func (l *zkZapLogger) stop() {
+// Stop drops every later message.
+func (l *ZKLogger) Stop() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.stopped = true
@@ -604,3 +612,15 @@ func checkPort(p string) error {
 	}
 	return nil
 }
+
+// ValidateMasterSpec checks spec as NewDetector would, without connecting
+// anywhere: for validating configuration up front. Errors wrap
+// ErrBadMasterSpec and never show a password.
+func ValidateMasterSpec(spec string) error {
+	_, err := parseMasterSpec(spec)
+	return err
+}
+
+// RedactMasterSpec returns spec with the password of every
+// scheme://user:password@ replaced by "***", fit for logs and status pages.
+func RedactMasterSpec(spec string) string { return redactSpec(spec) }

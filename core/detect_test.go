@@ -95,6 +95,15 @@ func TestDetectParseSpec(t *testing.T) {
 		if strings.Contains(err.Error(), "secret") {
 			t.Errorf("NewDetector(%q) = %v: shows the password", tc.spec, err)
 		}
+		if verr := ValidateMasterSpec(tc.spec); verr == nil || verr.Error() != err.Error() {
+			t.Errorf("ValidateMasterSpec(%q) = %v, want the error of NewDetector: %v", tc.spec, verr, err)
+		}
+	}
+	if err := ValidateMasterSpec("zk://sched:secret@zk1:2181,zk2:2181/mesos"); err != nil {
+		t.Errorf("ValidateMasterSpec of a good zk spec: %v", err)
+	}
+	if got, want := RedactMasterSpec("zk://sched:secret@zk1:2181/mesos"), "zk://sched:***@zk1:2181/mesos"; got != want {
+		t.Errorf("RedactMasterSpec = %q, want %q", got, want)
 	}
 
 	if _, err := NewDetector("http://m1:5050", nil, WithZKSessionTimeout(0)); err == nil {
@@ -504,7 +513,7 @@ func detectDelete(t *testing.T, conn *zk.Conn, path string) {
 // detectWrite runs f with a client of its own, closed before it returns.
 func detectWrite(t *testing.T, z *testserver.ZooKeeper, f func(*zk.Conn)) {
 	t.Helper()
-	conn, events, err := zk.Connect(z.Servers(), 10*time.Second, zk.WithLogger(&zkZapLogger{log: zap.NewNop()}), zk.WithLogInfo(false))
+	conn, events, err := zk.Connect(z.Servers(), 10*time.Second, zk.WithLogger(NewZKLogger(zap.NewNop())), zk.WithLogInfo(false))
 	if err != nil {
 		t.Fatal(err)
 	}

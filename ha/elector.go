@@ -50,6 +50,9 @@ type Elector interface {
 	// deletions included, until ctx ends. It never infers leadership from
 	// a cache: every value comes from the store.
 	Observe(ctx context.Context) <-chan LeaderInfo
+	// Candidates lists the replicas campaigning now, leader first, read
+	// from the store.
+	Candidates(ctx context.Context) ([]LeaderInfo, error)
 	// Close ends every term and releases the elector's resources.
 	Close() error
 }

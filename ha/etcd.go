@@ -316,6 +316,24 @@ func (e *EtcdElector) observeOnce(ctx context.Context, out chan LeaderInfo, last
 	return rev, errors.New("watch closed")
 }
 
+// Candidates implements Elector: the keys under the election directory in
+// create-revision order.
+func (e *EtcdElector) Candidates(ctx context.Context) ([]LeaderInfo, error) {
+	resp, err := e.client.Get(ctx, e.dir, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil {
+		return nil, fmt.Errorf("list candidates under %s: %w", e.dir, err)
+	}
+	out := make([]LeaderInfo, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		li := LeaderInfo{Token: kv.CreateRevision}
+		if json.Unmarshal(kv.Value, &li.Candidate) != nil || li.ID == "" {
+			li.Candidate = Candidate{ID: string(kv.Key)}
+		}
+		out = append(out, li)
+	}
+	return out, nil
+}
+
 // Close ends every term (without resigning: their leases are revoked) and
 // waits for the elector's goroutines.
 func (e *EtcdElector) Close() error {

@@ -220,3 +220,32 @@ func TestEtcdQuorumLossEndsTermBeforeTTL(t *testing.T) {
 		t.Fatalf("tokens %d then %d", term.Token, next.Token)
 	}
 }
+
+// Candidates lists every campaigning replica, leader first, with the
+// address it advertises.
+func TestEtcdCandidates(t *testing.T) {
+	cli := testserver.StartEtcd(t).Client(t)
+	a := etcdElector(t, cli, "a", 2*time.Second)
+	b := etcdElector(t, cli, "b", 2*time.Second)
+	if list, err := a.Candidates(context.Background()); err != nil || len(list) != 0 {
+		t.Fatalf("before any campaign: %v, %v", list, err)
+	}
+	ta := campaign(t, a, 5*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); b.Campaign(ctx) }()
+	defer func() { cancel(); <-done }()
+	var list []LeaderInfo
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		var err error
+		if list, err = b.Candidates(context.Background()); err == nil && len(list) == 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(list) != 2 || list[0].ID != "a" || list[0].Address != "a:8080" || list[0].Token != ta.Token ||
+		list[1].ID != "b" || list[1].Token <= ta.Token {
+		t.Fatalf("candidates = %+v", list)
+	}
+}

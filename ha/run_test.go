@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/regent-sched/regent/core"
-	"github.com/regent-sched/regent/integration/mesossim"
 	"github.com/regent-sched/regent/integration/simtest"
 	"github.com/regent-sched/regent/integration/testserver"
 	"github.com/regent-sched/regent/persist"
@@ -104,33 +103,10 @@ func (rep *replica) stop(t *testing.T) error {
 	}
 }
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s", d, what)
-}
-
-func running(c *mesossim.Cluster, n int) func() bool {
-	return func() bool {
-		st := c.Snapshot()
-		if len(st.Frameworks) != 1 || !st.Frameworks[0].Connected || len(st.Frameworks[0].Tasks) != n ||
-			st.Frameworks[0].UnackedUpdates != 0 {
-			return false
-		}
-		for _, tk := range st.Frameworks[0].Tasks {
-			if tk.State != "TASK_RUNNING" {
-				return false
-			}
-		}
-		return true
-	}
-}
+var (
+	eventually = simtest.Eventually
+	running    = simtest.Running
+)
 
 func TestRunGracefulHandOverKeepsFrameworkAndTasks(t *testing.T) {
 	cli := testserver.StartEtcd(t).Client(t)

@@ -840,6 +840,43 @@ func (e *ZKElector) observe(ctx context.Context, out chan LeaderInfo) {
 	}
 }
 
+// Candidates implements Elector: the candidate znodes in sequence order.
+func (e *ZKElector) Candidates(ctx context.Context) ([]LeaderInfo, error) {
+	names, _, err := e.conn.Children(e.dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list candidates under %s: %w", e.dir, err)
+	}
+	var cs []zkCandidate
+	for _, name := range names {
+		if c, ok := parseCandidate(name); ok {
+			cs = append(cs, c)
+		}
+	}
+	sortCandidates(cs)
+	out := make([]LeaderInfo, 0, len(cs))
+	for _, c := range cs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		data, _, err := e.conn.Get(e.dir + "/" + c.name)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue // gone since the listing
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read candidate %s/%s: %w", e.dir, c.name, err)
+		}
+		li := LeaderInfo{Token: c.seq + 1}
+		if json.Unmarshal(data, &li.Candidate) != nil || li.ID == "" {
+			li.Candidate = Candidate{ID: c.name}
+		}
+		out = append(out, li)
+	}
+	return out, nil
+}
+
 // readLeader reads the current leader and returns a watch that fires on
 // the next change.
 func (e *ZKElector) readLeader() (LeaderInfo, <-chan zk.Event, error) {

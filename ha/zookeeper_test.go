@@ -313,6 +313,10 @@ func TestZooKeeperWatchesOnlyPredecessor(t *testing.T) {
 	if zkLeaderDir+"/"+names[0] != ta.Fence.Key {
 		t.Fatalf("leader %s is not the lowest of %v", ta.Fence.Key, names)
 	}
+	if list, err := c.Candidates(context.Background()); err != nil || len(list) != 3 ||
+		list[0].ID != "a" || list[0].Token != ta.Token || list[1].ID != "b" || list[2].ID != "c" || list[2].Address != "c:8080" {
+		t.Fatalf("candidates = %+v, %v", list, err)
+	}
 	if err := admin.Delete(zkLeaderDir+"/"+names[1], -1); err != nil {
 		t.Fatal(err)
 	}
