@@ -9,7 +9,7 @@ TEST_TIMEOUT ?= 18m
 TEST_FLAGS  ?= -race -count=1
 PKGS        ?= ./...
 
-.PHONY: all build deps lint test test-short run bench clean
+.PHONY: all build deps lint test test-short run run-zk docs bench clean
 
 all: build
 
@@ -35,10 +35,20 @@ test: deps lint
 test-short: deps
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
-# run: the main job. Until the regent binary lands it starts the simulated Mesos master
-# with a few agents; see README.md.
+# run: the main job on embedded defaults: an embedded etcd, the simulated Mesos
+# master with 5 agents, and 3 regent replicas; it prints the status page URL and
+# the command that kills the leader. Ctrl-C stops everything. `make run-zk` uses
+# the real ZooKeeper instead (installing it first). See README.md.
 run: build
-	$(BIN)/mesos-sim --listen 127.0.0.1:5050 --agents 5
+	$(BIN)/regent dev
+
+run-zk: build
+	@scripts/install-zookeeper.sh
+	$(BIN)/regent dev --store zk
+
+# docs regenerates docs/FLAGS.md from the CLI (a test checks it is current).
+docs:
+	REGENT_UPDATE_DOCS=1 $(GO) test -count=1 -run TestFlagsDocIsCurrent ./cmd/regent/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
