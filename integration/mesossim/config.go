@@ -65,6 +65,12 @@ type Config struct {
 	Version string
 	// Logger receives the simulator's own log; default a no-op logger.
 	Logger *zap.Logger
+	// OnCall, when set, is called for every scheduler call a master handled
+	// (SUBSCRIBE included, refused calls too), in the order the cluster
+	// handled them, with the cluster's lock held: it must return quickly
+	// and must not call the Cluster. Drills time failovers and check that
+	// no deposed scheduler's call was accepted with it.
+	OnCall func(CallRecord)
 }
 
 // FastConfig returns a configuration whose intervals are milliseconds

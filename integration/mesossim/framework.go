@@ -3,6 +3,7 @@ package mesossim
 import (
 	"fmt"
 	"math"
+	"net/http"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -195,6 +196,9 @@ func (c *Cluster) subscribeLocked(s *stream, sub *scheduler.Call_Subscribe) *fra
 		c.removeOfferLocked(o, false)
 	}
 	fw.counters.Subscriptions++
+	if c.cfg.OnCall != nil {
+		c.cfg.OnCall(CallRecord{At: time.Now(), FrameworkID: id, Type: "SUBSCRIBE", StreamID: s.id, Status: http.StatusOK})
+	}
 	hb := c.cfg.HeartbeatInterval.Seconds()
 	mi := c.masters[c.leader].info(c.masterID, c.cfg.Version)
 	s.send(&scheduler.Event{Type: scheduler.Event_SUBSCRIBED, Subscribed: &scheduler.Event_Subscribed{

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -242,7 +243,11 @@ func TestBadRequests(t *testing.T) {
 }
 
 func TestStaleStreamAndDisconnectedFramework(t *testing.T) {
-	c := newSim(t, 0, nil)
+	var mu sync.Mutex
+	var calls []CallRecord
+	c := newSim(t, 0, func(cfg *Config) {
+		cfg.OnCall = func(r CallRecord) { mu.Lock(); calls = append(calls, r); mu.Unlock() }
+	})
 	old, fwID := openStream(t, c.URL(), "", true)
 	oldID := old.resp.Header.Get("Mesos-Stream-Id")
 	fid := &mesos.FrameworkID{Value: fwID}
@@ -280,6 +285,28 @@ func TestStaleStreamAndDisconnectedFramework(t *testing.T) {
 	fw, _ := c.Snapshot().Framework(fwID)
 	if fw.Counters.StaleStreamCalls != 1 {
 		t.Fatalf("stale stream calls = %d, want 1", fw.Counters.StaleStreamCalls)
+	}
+	// OnCall saw every call in order, refused ones with their status.
+	mu.Lock()
+	defer mu.Unlock()
+	want := []CallRecord{
+		{FrameworkID: fwID, Type: "SUBSCRIBE", StreamID: oldID, Status: 200},
+		{FrameworkID: fwID, Type: "SUBSCRIBE", StreamID: curID, Status: 200},
+		{FrameworkID: fwID, Type: "REVIVE", StreamID: oldID, Status: 400},
+		{FrameworkID: fwID, Type: "REVIVE", StreamID: curID, Status: 403},
+	}
+	if len(calls) != len(want) {
+		t.Fatalf("OnCall saw %+v, want %+v", calls, want)
+	}
+	for i, w := range want {
+		got := calls[i]
+		if got.At.IsZero() || (i > 0 && got.At.Before(calls[i-1].At)) {
+			t.Errorf("call %d at %v", i, got.At)
+		}
+		got.At = time.Time{}
+		if got != w {
+			t.Errorf("call %d = %+v, want %+v", i, got, w)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
@@ -230,6 +231,15 @@ func (c *Cluster) isStalled() bool {
 func (c *Cluster) dispatch(call *scheduler.Call, streamID string, isJSON bool) (int, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	code, msg := c.dispatchLocked(call, streamID)
+	if c.cfg.OnCall != nil {
+		c.cfg.OnCall(CallRecord{At: time.Now(), FrameworkID: call.FrameworkID.GetValue(), Type: call.Type.String(),
+			StreamID: streamID, Status: code})
+	}
+	return code, msg
+}
+
+func (c *Cluster) dispatchLocked(call *scheduler.Call, streamID string) (int, string) {
 	fw := c.frameworks[call.FrameworkID.Value]
 	if fw == nil || !fw.known {
 		return http.StatusBadRequest, "Framework cannot be found"

@@ -3,6 +3,7 @@ package mesossim
 import (
 	"errors"
 	"sort"
+	"time"
 )
 
 // ErrUnknownAgent is returned by agent faults naming an agent the cluster
@@ -133,4 +134,20 @@ func (c *Cluster) Snapshot() State {
 			Total: ag.total.String(), Available: ag.avail.String(), Tasks: len(ag.tasks)})
 	}
 	return st
+}
+
+// CallRecord is one scheduler call as a master handled it (Config.OnCall).
+type CallRecord struct {
+	At          time.Time
+	FrameworkID string
+	// Type is the call's type as Mesos names it: SUBSCRIBE, ACCEPT,
+	// RECONCILE, ACKNOWLEDGE, ...
+	Type string
+	// StreamID is the Mesos-Stream-Id the call carried (for SUBSCRIBE: the
+	// one the master assigned).
+	StreamID string
+	// Status is the HTTP status the master answered: 200 or 202 for an
+	// accepted call, 4xx for a refused one (a stale stream id, an unknown
+	// framework, ...).
+	Status int
 }
