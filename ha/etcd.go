@@ -153,7 +153,7 @@ func (e *EtcdElector) Campaign(ctx context.Context) (*Term, error) {
 		case <-cctx.Done():
 		}
 	}()
-	election := concurrency.NewElection(sess, e.dir)
+	election := concurrency.NewElection(sess, strings.TrimSuffix(e.dir, "/")) // keys are e.dir + lease id
 	err = election.Campaign(cctx, e.value)
 	lostDuring := r.isLost()
 	ccancel()

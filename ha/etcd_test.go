@@ -3,13 +3,16 @@ package ha
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/regent-sched/regent/integration/testserver"
+	"github.com/regent-sched/regent/persist"
 )
 
 func etcdElector(t *testing.T, cli *clientv3.Client, id string, ttl time.Duration) *EtcdElector {
@@ -247,5 +250,122 @@ func TestEtcdCandidates(t *testing.T) {
 	if len(list) != 2 || list[0].ID != "a" || list[0].Address != "a:8080" || list[0].Token != ta.Token ||
 		list[1].ID != "b" || list[1].Token <= ta.Token {
 		t.Fatalf("candidates = %+v", list)
+	}
+}
+
+// Many campaign cycles, lost and resigned terms and an observer leave no
+// goroutine of the elector behind once it is closed, and no key.
+func TestEtcdNoGoroutineLeaks(t *testing.T) {
+	cli := testserver.StartEtcd(t).Client(t)
+	// One cycle first: the client's lease keep-alive stream (one per
+	// client, for its lifetime) and its server side start with the first
+	// session, and are not the elector's.
+	warm := etcdElector(t, cli, "warm-up", 2*time.Second)
+	if err := campaign(t, warm, 5*time.Second).Resign(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	warm.Close()
+	before := goleak.IgnoreCurrent()
+	e, err := NewEtcd(cli, EtcdOptions{Framework: "fw", TTL: 2 * time.Second, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	obs := e.Observe(ctx)
+	var last int64
+	for i := range 20 {
+		term := campaign(t, e, 5*time.Second)
+		if term.Token <= last {
+			t.Fatalf("cycle %d: token %d after %d", i, term.Token, last)
+		}
+		last = term.Token
+		if i%4 == 3 {
+			// A lost term: its key deleted behind its back.
+			if _, err := cli.Delete(context.Background(), term.Fence.Key); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-term.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatalf("cycle %d: term survived the deletion of its key", i)
+			}
+		}
+		if err := term.Resign(context.Background()); err != nil && !errors.Is(err, ErrLeadershipLost) {
+			t.Fatalf("cycle %d: resign: %v", i, err)
+		}
+	}
+	cancel()
+	for range obs {
+	}
+	campaign(t, e, 5*time.Second) // ended by Close
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cli.Get(context.Background(), persist.LeaderDir("", "fw"), clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Close revokes the last term's lease: its key goes with it.
+	if len(resp.Kvs) != 0 {
+		t.Fatalf("keys left: %v", resp.Kvs)
+	}
+	goleak.VerifyNone(t, before)
+}
+
+// A leader cut off from etcd (the server and the other replicas carry on)
+// ends its term on its own deadline, before the next replica can win: the
+// order of the two events is the fencing argument, not a clock reading.
+func TestEtcdNetworkCutEndsTermBeforeAnotherWins(t *testing.T) {
+	etcd := testserver.StartEtcd(t)
+	proxy := startZKProxy(t, strings.TrimPrefix(etcd.Endpoints()[0], "http://"))
+	cut, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + proxy.addr()[0]}, DialTimeout: time.Second,
+		Logger: zaptest.NewLogger(t).Named("cut-client")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cut.Close() })
+	const ttl = 2 * time.Second
+	a := etcdElector(t, cut, "a", ttl)
+	b := etcdElector(t, etcd.Client(t), "b", ttl)
+	ta := campaign(t, a, 5*time.Second)
+
+	var aEnded time.Time
+	endedA := make(chan struct{})
+	go func() { <-ta.Done(); aEnded = time.Now(); close(endedA) }()
+	won := make(chan *Term, 1)
+	go func() {
+		tb, err := b.Campaign(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		won <- tb
+	}()
+	time.Sleep(ttl / 2) // b waits behind a; a renews a few times
+	select {
+	case <-won:
+		t.Fatal("b won while a held its term")
+	default:
+	}
+	proxy.setCut(true)
+	var tb *Term
+	select {
+	case tb = <-won:
+	case <-time.After(10 * ttl):
+		t.Fatal("b did not win after a was cut off")
+	}
+	bWon := time.Now()
+	<-endedA
+	if !aEnded.Before(bWon) {
+		t.Fatalf("a's term ended at %v, after b won at %v: two leaders", aEnded.Format(time.StampMilli), bWon.Format(time.StampMilli))
+	}
+	if !errors.Is(ta.Err(), ErrLeadershipLost) || tb.Token <= ta.Token {
+		t.Fatalf("a ended with %v; tokens %d then %d", ta.Err(), ta.Token, tb.Token)
+	}
+	// Reconnected, a is a candidate again behind b.
+	proxy.setCut(false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := a.Campaign(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a's campaign while b leads: %v, want to wait", err)
 	}
 }
