@@ -1,0 +1,75 @@
+package drill
+
+import (
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/regent-sched/regent/integration/simtest"
+)
+
+// BenchmarkFailover times takeovers of a 3-replica topology: from the
+// moment the leader is stopped (SIGTERM, "graceful") or killed (SIGKILL,
+// "crash") to the moment Mesos accepted the new leader's SUBSCRIBE and its
+// first RECONCILE. Run it with a fixed count, e.g.
+//
+//	go test -run '^$' -bench Failover -benchtime 20x ./integration/drill/
+//
+// It reports the median, the 99th percentile (the maximum below 100 runs)
+// and the maximum in milliseconds.
+func BenchmarkFailover(b *testing.B) {
+	for _, store := range []string{"etcd", "zk"} {
+		for _, mode := range []string{"graceful", "crash"} {
+			b.Run(fmt.Sprintf("store=%s/%s", store, mode), func(b *testing.B) {
+				tp := Start(b, Options{Store: store})
+				leader := tp.WaitLeader(60 * time.Second)
+				simtest.Eventually(b, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
+				var took []time.Duration
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					t0 := time.Now()
+					if mode == "crash" {
+						leader.Kill()
+					} else {
+						leader.Term()
+					}
+					tk := tp.WaitTakeover(t0, 60*time.Second)
+					took = append(took, tk.Reconciled.Sub(t0))
+					b.StopTimer()
+					next := tp.WaitLeader(30*time.Second, leader)
+					leader.Restart()
+					simtest.Eventually(b, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
+					waitStandby(b, leader)
+					leader = next
+					b.StartTimer()
+				}
+				b.StopTimer()
+				p50, p99, worst := percentiles(took)
+				b.ReportMetric(0, "ns/op")
+				b.ReportMetric(float64(p50.Milliseconds()), "ms-p50")
+				b.ReportMetric(float64(p99.Milliseconds()), "ms-p99")
+				b.ReportMetric(float64(worst.Milliseconds()), "ms-max")
+			})
+		}
+	}
+}
+
+// waitStandby waits until a restarted replica answers and campaigns.
+func waitStandby(tb testing.TB, r *Replica) {
+	tb.Helper()
+	simtest.Eventually(tb, 30*time.Second, r.ID+" back as a standby", func() bool {
+		l, err := r.leader(tb.Context())
+		return err == nil && l.Leader.ID != "" && !l.Self.Leading
+	})
+}
+
+func percentiles(d []time.Duration) (p50, p99, worst time.Duration) {
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return at(0.5), at(0.99), s[len(s)-1]
+}

@@ -1,0 +1,74 @@
+package drill
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// The drill reads replicas through their REST API like any client; these
+// are the few fields it needs.
+type (
+	leaderAnswer struct {
+		Leader struct {
+			ID      string `json:"id"`
+			Address string `json:"address"`
+			Token   int64  `json:"token"`
+		} `json:"leader"`
+		Self struct {
+			ID      string `json:"id"`
+			Leading bool   `json:"leading"`
+			Ready   bool   `json:"ready"`
+			Term    int64  `json:"term"`
+		} `json:"self"`
+	}
+	// Info is the part of GET /v1/info a drill checks.
+	Info struct {
+		Framework struct {
+			ID string `json:"id"`
+		} `json:"framework"`
+		Subscribed   bool           `json:"subscribed"`
+		Tasks        int            `json:"tasks"`
+		TasksByState map[string]int `json:"tasks_by_state"`
+	}
+)
+
+var httpClient = &http.Client{Timeout: 2 * time.Second}
+
+func (r *Replica) get(ctx context.Context, path string, out any) error {
+	// A frozen replica must not eat the caller's whole deadline.
+	ctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s%s: %s: %s", r.URL, path, resp.Status, b)
+	}
+	return json.Unmarshal(b, out)
+}
+
+func (r *Replica) leader(ctx context.Context) (leaderAnswer, error) {
+	var l leaderAnswer
+	return l, r.get(ctx, "/v1/leader", &l)
+}
+
+// Info asks the replica for GET /v1/info (a standby answers from the
+// leader).
+func (r *Replica) Info(ctx context.Context) (Info, error) {
+	var i Info
+	return i, r.get(ctx, "/v1/info", &i)
+}

@@ -1,0 +1,395 @@
+// Package drill runs a real regent topology for failover drills: the
+// replicas are `regent run` processes (so that a crash is a SIGKILL and a
+// zombie leader is a SIGSTOP), the store is a real etcd or the real
+// ZooKeeper, and Mesos is mesos-sim in the test's process, whose call
+// journal shows exactly when a new leader subscribed and reconciled and
+// whether a deposed one got anything accepted.
+//
+// A test starts a Topology, injects faults on replicas (Kill, Stop/Cont,
+// Term, Restart), waits for the next leader with WaitLeader, and checks
+// what Mesos saw with Calls and the simulator's Snapshot.
+package drill
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/regent-sched/regent/integration/mesossim"
+	"github.com/regent-sched/regent/integration/testserver"
+)
+
+// Options describe a topology.
+type Options struct {
+	// Store is "etcd" (an embedded etcd, the default) or "zk" (the real
+	// ZooKeeper).
+	Store string
+	// Replicas (default 3) and Agents (default 3).
+	Replicas, Agents int
+	// ElectionTTL is the etcd lease TTL (default 2 s); SessionTimeout the
+	// ZooKeeper session timeout (default 4 s).
+	ElectionTTL, SessionTimeout time.Duration
+	// Flags are added to every replica's command line.
+	Flags []string
+	// Sim changes the simulator's configuration.
+	Sim func(*mesossim.Config)
+}
+
+// Topology is a running drill topology.
+type Topology struct {
+	t        testing.TB
+	opts     Options
+	Sim      *mesossim.Cluster
+	Replicas []*Replica
+	storeArg []string
+	dir      string
+
+	mu    sync.Mutex
+	calls []mesossim.CallRecord
+}
+
+// Replica is one `regent run` process.
+type Replica struct {
+	ID  string
+	URL string
+	tp  *Topology
+	mu  sync.Mutex
+	cmd *exec.Cmd
+	out *bytes.Buffer
+	// done is closed when the current process has exited.
+	done chan struct{}
+}
+
+// Start builds regent (once per test binary), starts the store, mesos-sim
+// and the replicas, and stops everything at the end of the test.
+func Start(t testing.TB, o Options) *Topology {
+	t.Helper()
+	if o.Store == "" {
+		o.Store = "etcd"
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 3
+	}
+	if o.Agents == 0 {
+		o.Agents = 3
+	}
+	if o.ElectionTTL == 0 {
+		o.ElectionTTL = 2 * time.Second
+	}
+	if o.SessionTimeout == 0 {
+		o.SessionTimeout = 4 * time.Second
+	}
+	tp := &Topology{t: t, opts: o, dir: t.TempDir()}
+	switch o.Store {
+	case "etcd":
+		e := testserver.StartEtcd(t)
+		tp.storeArg = []string{"--etcd-endpoints", e.Endpoints()[0], "--election-ttl", o.ElectionTTL.String()}
+	case "zk":
+		z := testserver.StartZooKeeper(t, testserver.WithZooKeeperSessionTimeouts(time.Second, time.Minute))
+		tp.storeArg = []string{"--zk-servers", z.Addr(), "--zk-session-timeout", o.SessionTimeout.String()}
+	default:
+		t.Fatalf("drill: unknown store %q", o.Store)
+	}
+	cfg := mesossim.FastConfig()
+	cfg.OnCall = func(r mesossim.CallRecord) {
+		tp.mu.Lock()
+		tp.calls = append(tp.calls, r)
+		tp.mu.Unlock()
+	}
+	if o.Sim != nil {
+		o.Sim(&cfg)
+	}
+	sim, err := mesossim.New(cfg)
+	if err != nil {
+		t.Fatalf("drill: mesos-sim: %v", err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	for i := 0; i < o.Agents; i++ {
+		if _, err := sim.AddAgent(mesossim.AgentSpec{}); err != nil {
+			t.Fatalf("drill: add agent: %v", err)
+		}
+	}
+	tp.Sim = sim
+	bin := Binary(t)
+	for i := 0; i < o.Replicas; i++ {
+		r := &Replica{ID: fmt.Sprintf("r%d", i+1), tp: tp}
+		r.URL = "http://" + freeAddr(t)
+		tp.Replicas = append(tp.Replicas, r)
+		r.start(t, bin)
+	}
+	t.Cleanup(tp.stopAll)
+	return tp
+}
+
+func (r *Replica) start(t testing.TB, bin string) {
+	t.Helper()
+	addr := strings.TrimPrefix(r.URL, "http://")
+	args := append([]string{"run", "--id", r.ID, "--name", "drill", "--listen", addr, "--advertise-url", r.URL,
+		"--master", r.tp.Sim.URL(), "--log-format", "console", "--log-level", "debug", "--failover-timeout", "1h",
+		"--relaunch-backoff-min", "100ms", "--relaunch-backoff-max", "2s", "--shutdown-timeout", "10s"},
+		r.tp.storeArg...)
+	args = append(args, r.tp.opts.Flags...)
+	cmd := exec.Command(bin, args...)
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = &lockedWriter{mu: &r.mu, w: out}, &lockedWriter{mu: &r.mu, w: out}
+	cmd.SysProcAttr = procAttrs()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("drill: start %s: %v", r.ID, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	r.mu.Lock()
+	r.cmd, r.out, r.done = cmd, out, done
+	r.mu.Unlock()
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// PID is the replica's current process id.
+func (r *Replica) PID() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cmd.Process.Pid
+}
+
+// Running reports whether the replica's process is alive.
+func (r *Replica) Running() bool {
+	r.mu.Lock()
+	done := r.done
+	r.mu.Unlock()
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (r *Replica) signal(sig syscall.Signal) {
+	r.tp.t.Helper()
+	if err := syscall.Kill(r.PID(), sig); err != nil && sig != syscall.SIGCONT {
+		r.tp.t.Fatalf("drill: %v to %s: %v", sig, r.ID, err)
+	}
+}
+
+// Kill crashes the replica (SIGKILL) and waits until the process is gone.
+func (r *Replica) Kill() {
+	r.tp.t.Helper()
+	r.signal(syscall.SIGKILL)
+	r.wait(10 * time.Second)
+}
+
+// Term stops the replica gracefully (SIGTERM) and waits for it to exit.
+func (r *Replica) Term() {
+	r.tp.t.Helper()
+	r.signal(syscall.SIGTERM)
+	r.wait(30 * time.Second)
+}
+
+// Stop freezes the replica (SIGSTOP): a zombie leader when it leads.
+func (r *Replica) Stop() { r.tp.t.Helper(); r.signal(syscall.SIGSTOP) }
+
+// Cont thaws a stopped replica (SIGCONT).
+func (r *Replica) Cont() { r.tp.t.Helper(); r.signal(syscall.SIGCONT) }
+
+// Restart starts the replica's process again after it exited.
+func (r *Replica) Restart() {
+	r.tp.t.Helper()
+	if r.Running() {
+		r.tp.t.Fatalf("drill: restart %s: it still runs", r.ID)
+	}
+	r.start(r.tp.t, Binary(r.tp.t))
+}
+
+func (r *Replica) wait(d time.Duration) {
+	r.tp.t.Helper()
+	r.mu.Lock()
+	done := r.done
+	r.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(d):
+		r.tp.t.Fatalf("drill: %s did not exit within %v", r.ID, d)
+	}
+}
+
+// Log returns what the replica's processes printed so far.
+func (r *Replica) Log() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.out.String()
+}
+
+func (tp *Topology) stopAll() {
+	for _, r := range tp.Replicas {
+		if r.Running() {
+			syscall.Kill(r.PID(), syscall.SIGCONT)
+			syscall.Kill(r.PID(), syscall.SIGTERM)
+		}
+	}
+	for _, r := range tp.Replicas {
+		r.mu.Lock()
+		done, cmd := r.done, r.cmd
+		r.mu.Unlock()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	if tp.t.Failed() {
+		for _, r := range tp.Replicas {
+			tp.t.Logf("--- log of %s ---\n%s", r.ID, tailLines(r.Log(), 80))
+		}
+	}
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Calls returns the scheduler calls mesos-sim handled so far, in order.
+func (tp *Topology) Calls() []mesossim.CallRecord {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return append([]mesossim.CallRecord(nil), tp.calls...)
+}
+
+// Leader asks every live replica who leads and returns the leader only
+// when all that answer agree and the leader itself says it is ready.
+func (tp *Topology) Leader(ctx context.Context) (*Replica, error) {
+	var id string
+	for _, r := range tp.Replicas {
+		if !r.Running() {
+			continue
+		}
+		l, err := r.leader(ctx)
+		if err != nil {
+			continue // stopped or starting
+		}
+		switch {
+		case l.Leader.ID == "":
+			return nil, fmt.Errorf("%s sees no leader", r.ID)
+		case id == "":
+			id = l.Leader.ID
+		case id != l.Leader.ID:
+			return nil, fmt.Errorf("replicas disagree: %s and %s", id, l.Leader.ID)
+		}
+	}
+	for _, r := range tp.Replicas {
+		if r.ID == id {
+			l, err := r.leader(ctx)
+			if err != nil || !l.Self.Ready {
+				return nil, fmt.Errorf("leader %s not ready (%v)", id, err)
+			}
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("no leader")
+}
+
+// WaitLeader waits until a replica other than those in except leads, is
+// ready and subscribed to Mesos, and returns it.
+func (tp *Topology) WaitLeader(timeout time.Duration, except ...*Replica) *Replica {
+	tp.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		r, err := tp.Leader(ctx)
+		if err == nil && !contains(except, r) {
+			info, ierr := r.Info(ctx)
+			if ierr == nil && info.Subscribed {
+				cancel()
+				return r
+			}
+			err = fmt.Errorf("leader %s not subscribed yet (%v)", r.ID, ierr)
+		}
+		cancel()
+		last = err
+		time.Sleep(20 * time.Millisecond)
+	}
+	tp.t.Fatalf("drill: no new leader within %v: %v", timeout, last)
+	return nil
+}
+
+func contains(rs []*Replica, r *Replica) bool {
+	for _, x := range rs {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// freeAddr is a loopback host:port that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary returns the regent binary built from this module, once per test
+// process (or $REGENT_BINARY when set).
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if p := os.Getenv("REGENT_BINARY"); p != "" {
+			binPath = p
+			return
+		}
+		root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+		if err != nil {
+			buildErr = fmt.Errorf("find the module root: %v", err)
+			return
+		}
+		dir, err := os.MkdirTemp("", "regent-drill-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "regent")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/regent")
+		cmd.Dir = strings.TrimSpace(string(root))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/regent: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
