@@ -1,8 +1,12 @@
 package drill
 
 import (
+	"context"
 	"fmt"
+	"os/exec"
+	"runtime"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -72,4 +76,52 @@ func percentiles(d []time.Duration) (p50, p99, worst time.Duration) {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
 	return at(0.5), at(0.99), s[len(s)-1]
+}
+
+// BenchmarkFalseFailovers counts leader changes nobody asked for while the
+// machine is loaded: 4 busy shell loops per core compete with the
+// replicas and the store for a fixed window, and no fault is injected.
+// Short TTLs fail over faster after a crash and more often for nothing.
+//
+//	go test -run '^$' -bench FalseFailovers -benchtime 1x ./integration/drill/
+func BenchmarkFalseFailovers(b *testing.B) {
+	const window = 30 * time.Second
+	cases := []struct {
+		store string
+		ttl   time.Duration
+	}{{"etcd", 2 * time.Second}, {"etcd", 5 * time.Second}, {"zk", 4 * time.Second}, {"zk", 10 * time.Second}}
+	for _, c := range cases {
+		b.Run(fmt.Sprintf("store=%s/timeout=%v", c.store, c.ttl), func(b *testing.B) {
+			o := Options{Store: c.store, ElectionTTL: c.ttl, SessionTimeout: c.ttl}
+			tp := Start(b, o)
+			tp.WaitLeader(60 * time.Second)
+			simtest.Eventually(b, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
+			var changes int
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				burn(b, 4*runtime.NumCPU(), window)
+				changes += tp.Subscribes(start)
+			}
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(float64(changes)/float64(b.N)/window.Minutes(), "failovers/min")
+		})
+	}
+}
+
+// burn runs n busy shell loops for d (bounded: `timeout` ends them).
+func burn(tb testing.TB, n int, d time.Duration) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d+10*time.Second)
+	defer cancel()
+	var cmds []*exec.Cmd
+	for range n {
+		cmd := exec.CommandContext(ctx, "timeout", strconv.Itoa(int(d.Seconds())), "sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			tb.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	for _, cmd := range cmds {
+		cmd.Wait()
+	}
 }

@@ -8,6 +8,11 @@
 //     go.etcd.io/etcd/server/v3/embed. It is the cheapest option and suits
 //     tests that only need a working key-value store.
 //
+//     [StartEtcdTLS] is the same member serving only HTTPS and requiring a
+//     client certificate from a throw-away [PKI] (NewPKI: a CA that issues
+//     server and client certificates as PEM files); [Etcd.EnableAuth] turns
+//     on etcd's user authentication with users confined to key prefixes.
+//
 //   - [StartEtcdCluster] runs one or three etcd members as child processes.
 //     Each member can be killed (SIGKILL), frozen (SIGSTOP), thawed (SIGCONT)
 //     and restarted from its data directory, which is what failover and

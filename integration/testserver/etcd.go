@@ -1,6 +1,7 @@
 package testserver
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -24,7 +25,8 @@ const (
 	etcdStartAttempts       = 5
 )
 
-// EtcdOption changes how [StartEtcd] or [StartEtcdCluster] configures etcd.
+// EtcdOption changes how [StartEtcd], [StartEtcdTLS] or [StartEtcdCluster]
+// configures etcd.
 type EtcdOption func(*etcdConfig)
 
 type etcdConfig struct {
@@ -32,6 +34,9 @@ type etcdConfig struct {
 	electionMs   uint
 	logLevel     string
 	startTimeout time.Duration
+	// pki, when set, makes the server serve clients over https only and
+	// require client certificates signed by it ([StartEtcdTLS]).
+	pki *PKI
 }
 
 func newEtcdConfig(opts []EtcdOption) etcdConfig {
@@ -77,6 +82,8 @@ type Etcd struct {
 	clientURL string
 	peerURL   string
 	dataDir   string
+	pki       *PKI   // nil unless started by StartEtcdTLS
+	rootPass  string // set by EnableAuth
 }
 
 // StartEtcd starts a single-member etcd server inside the test process on
@@ -85,7 +92,11 @@ type Etcd struct {
 // log is printed only if the test fails.
 func StartEtcd(t testing.TB, opts ...EtcdOption) *Etcd {
 	t.Helper()
-	cfg := newEtcdConfig(opts)
+	return startEtcd(t, newEtcdConfig(opts))
+}
+
+func startEtcd(t testing.TB, cfg etcdConfig) *Etcd {
+	t.Helper()
 	lg, err := newBufferLogger(t, "embedded etcd", cfg.logLevel)
 	if err != nil {
 		t.Fatalf("testserver: start embedded etcd: %v", err)
@@ -112,7 +123,11 @@ func startEmbeddedEtcd(t testing.TB, c etcdConfig, lg *zap.Logger) (*Etcd, error
 	if err != nil {
 		return nil, err
 	}
-	clientURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	scheme := "http"
+	if c.pki != nil {
+		scheme = "https"
+	}
+	clientURL := scheme + "://127.0.0.1:" + strconv.Itoa(ports[0])
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 	cu, err := url.Parse(clientURL)
 	if err != nil {
@@ -136,8 +151,17 @@ func startEmbeddedEtcd(t testing.TB, c etcdConfig, lg *zap.Logger) (*Etcd, error
 	cfg.ElectionMs = c.electionMs
 	// Page-cache writes survive a process crash; tests never need fsync.
 	cfg.UnsafeNoFsync = true
+	// bcrypt's lowest cost (4; etcd's default is 10) for the passwords of
+	// EnableAuth: each login hashes once, which at cost 10 under the race
+	// detector takes about a second.
+	cfg.BcryptCost = 4
 	cfg.LogLevel = c.logLevel
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
+	if c.pki != nil {
+		cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = c.pki.IssueServer(t, "etcd")
+		cfg.ClientTLSInfo.TrustedCAFile = c.pki.CAFile()
+		cfg.ClientTLSInfo.ClientCertAuth = true
+	}
 
 	srv, err := embed.StartEtcd(cfg)
 	if err != nil {
@@ -155,7 +179,7 @@ func startEmbeddedEtcd(t testing.TB, c etcdConfig, lg *zap.Logger) (*Etcd, error
 		return nil, fmt.Errorf("embedded etcd on %s not ready after %v", clientURL, c.startTimeout)
 	}
 	t.Cleanup(srv.Close)
-	return &Etcd{server: srv, clientURL: clientURL, peerURL: peerURL, dataDir: cfg.Dir}, nil
+	return &Etcd{server: srv, clientURL: clientURL, peerURL: peerURL, dataDir: cfg.Dir, pki: c.pki}, nil
 }
 
 // Endpoints returns the client URLs, for clientv3.Config.Endpoints.
@@ -172,25 +196,41 @@ func (e *Etcd) DataDir() string { return e.dataDir }
 func (e *Etcd) Server() *embed.Etcd { return e.server }
 
 // Client returns a client connected to the server. It is closed by
-// t.Cleanup, before the server is.
+// t.Cleanup, before the server is. On a server from [StartEtcdTLS] it
+// presents a client certificate from the server's PKI; after
+// [Etcd.EnableAuth] it logs in as etcd's root user.
 func (e *Etcd) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
-	return newEtcdClient(t, e.Endpoints())
+	var tc *tls.Config
+	if e.pki != nil {
+		tc = e.pki.ClientTLS(t, "testserver-client")
+	}
+	user := ""
+	if e.rootPass != "" {
+		user = etcdRootUser
+	}
+	return newEtcdClientConfig(t, clientv3.Config{Endpoints: e.Endpoints(), TLS: tc, Username: user, Password: e.rootPass})
 }
 
 // newEtcdClient returns a client for endpoints that logs into a buffer
 // shown on failure and is closed by t.Cleanup.
 func newEtcdClient(t testing.TB, endpoints []string) *clientv3.Client {
 	t.Helper()
+	return newEtcdClientConfig(t, clientv3.Config{Endpoints: endpoints})
+}
+
+// newEtcdClientConfig is newEtcdClient for a configuration that may carry
+// TLS settings and credentials.
+func newEtcdClientConfig(t testing.TB, cc clientv3.Config) *clientv3.Client {
+	t.Helper()
+	endpoints := cc.Endpoints
 	lg, err := newBufferLogger(t, "etcd client", "warn")
 	if err != nil {
 		t.Fatalf("testserver: etcd client: %v", err)
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: 5 * time.Second,
-		Logger:      lg,
-	})
+	cc.DialTimeout = 5 * time.Second
+	cc.Logger = lg
+	cli, err := clientv3.New(cc)
 	if err != nil {
 		t.Fatalf("testserver: connect etcd client to %v: %v", endpoints, err)
 	}

@@ -23,13 +23,21 @@ import (
 
 // world is a store and a simulated Mesos for replicas under test.
 type world struct {
-	etcd *testserver.Etcd
+	etcd *testserver.Etcd // nil when the store is ZooKeeper
 	sim  *mesossim.Cluster
+	// store are the flags that name the store in configFor.
+	store []string
 }
 
 func newWorld(t *testing.T, agents int) *world {
 	t.Helper()
-	return &world{etcd: testserver.StartEtcd(t), sim: simtest.Start(t, agents, nil)}
+	return newEtcdWorld(t, testserver.StartEtcd(t), agents)
+}
+
+// newEtcdWorld is a world whose store is e.
+func newEtcdWorld(t *testing.T, e *testserver.Etcd, agents int) *world {
+	t.Helper()
+	return &world{etcd: e, sim: simtest.Start(t, agents, nil), store: []string{"--etcd-endpoints", e.Endpoints()[0]}}
 }
 
 // running is one replica running in this process.
@@ -45,12 +53,12 @@ func (w *world) configFor(t *testing.T, id string, extra ...string) *config.Conf
 	t.Helper()
 	fs := pflag.NewFlagSet(id, pflag.ContinueOnError)
 	cfg := config.Register(fs)
-	args := append([]string{
-		"--id", id, "--name", "regent-test", "--listen", "127.0.0.1:0",
-		"--etcd-endpoints", w.etcd.Endpoints()[0], "--election-ttl", "2s",
+	args := []string{
+		"--id", id, "--name", "regent-test", "--listen", "127.0.0.1:0", "--election-ttl", "2s",
 		"--master", w.sim.URL(), "--relaunch-backoff-min", "100ms", "--relaunch-backoff-max", "1s",
 		"--shutdown-timeout", "10s",
-	}, extra...)
+	}
+	args = append(append(args, w.store...), extra...)
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,7 @@ type Replica struct {
 
 	draining atomic.Bool
 	storeOK  atomic.Int64 // unix nanos of the last answered probe
+	probeErr atomic.Pointer[error]
 	runErr   atomic.Pointer[error]
 
 	bg              sync.WaitGroup // failover timers
@@ -302,8 +303,11 @@ func (r *Replica) probeStore(ctx context.Context) {
 	defer t.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if r.backend.probe(pctx) == nil {
+		if err := r.backend.probe(pctx); err == nil {
 			r.storeOK.Store(time.Now().UnixNano())
+			r.probeErr.Store(nil)
+		} else {
+			r.probeErr.Store(&err)
 		}
 		cancel()
 		select {
@@ -327,11 +331,15 @@ func (r *Replica) readiness() error {
 		return fmt.Errorf("the election loop ended: %v", *r.runErr.Load())
 	}
 	last := r.storeOK.Load()
+	why := ""
+	if e := r.probeErr.Load(); e != nil {
+		why = ": " + (*e).Error()
+	}
 	if last == 0 {
-		return errNoStore
+		return fmt.Errorf("the store has not answered yet%s", why)
 	}
 	if age := time.Since(time.Unix(0, last)); age > 5*time.Second {
-		return fmt.Errorf("the store has not answered for %v", age.Truncate(time.Second))
+		return fmt.Errorf("the store has not answered for %v%s", age.Truncate(time.Second), why)
 	}
 	return nil
 }

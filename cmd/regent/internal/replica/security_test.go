@@ -1,16 +1,8 @@
 package replica
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +11,7 @@ import (
 	"time"
 
 	"github.com/regent-sched/regent/cmd/regent/internal/api"
+	"github.com/regent-sched/regent/integration/testserver"
 )
 
 const testToken = "s3cret-token-0123456789"
@@ -76,11 +69,11 @@ func TestBearerTokenGuardsWrites(t *testing.T) {
 // write with its own certificate.
 func TestMutualTLS(t *testing.T) {
 	w := newWorld(t, 2)
-	pki := newPKI(t)
+	pki := testserver.NewPKI(t)
 	tlsFlags := func(id string) []string {
-		cert, key := pki.issue(t, id, true)
-		return []string{"--tls-cert-file", cert, "--tls-key-file", key, "--tls-client-ca-file", pki.caFile,
-			"--peer-ca-file", pki.caFile}
+		cert, key := pki.IssueServer(t, id)
+		return []string{"--tls-cert-file", cert, "--tls-key-file", key, "--tls-client-ca-file", pki.CAFile(),
+			"--peer-ca-file", pki.CAFile()}
 	}
 	l1, l2 := freeListener(t), freeListener(t)
 	cfg1 := w.configFor(t, "r1", append(tlsFlags("r1"), "--advertise-url", "https://"+l1.Addr().String())...)
@@ -90,13 +83,8 @@ func TestMutualTLS(t *testing.T) {
 	r2 := w.start(t, cfg2, Options{Listener: l2})
 	eventually(t, 10*time.Second, "r2 sees r1 lead", func() bool { return r2.Runner().Status().Leader.ID == "r1" })
 
-	anon := pki.client(t, nil)
-	cert, key := pki.issue(t, "operator", false)
-	pair, err := tls.LoadX509KeyPair(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	operator := pki.client(t, &pair)
+	anon := httpsClient(t, &tls.Config{RootCAs: pki.CertPool(), MinVersion: tls.VersionTLS12})
+	operator := httpsClient(t, pki.ClientTLS(t, "operator"))
 	agent := w.sim.AgentIDs()[0]
 
 	do := func(c *http.Client, method, url string) (int, string) {
@@ -132,84 +120,9 @@ func TestMutualTLS(t *testing.T) {
 
 func decodeInfo(t *testing.T, body string) api.Info { return decode[api.Info](t, body) }
 
-// pki is a throw-away CA for one test.
-type pki struct {
-	dir    string
-	caFile string
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	serial int64
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "regent test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	p := &pki{dir: t.TempDir(), ca: ca, caKey: key, serial: 1}
-	p.caFile = filepath.Join(p.dir, "ca.pem")
-	writePEM(t, p.caFile, "CERTIFICATE", der)
-	return p
-}
-
-// issue makes a certificate for name (a loopback server too when server).
-func (p *pki) issue(t *testing.T, name string, server bool) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(p.dir, name+".pem"), filepath.Join(p.dir, name+"-key.pem")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "EC PRIVATE KEY", kb)
-	return certFile, keyFile
-}
-
-func (p *pki) client(t *testing.T, cert *tls.Certificate) *http.Client {
-	pool := x509.NewCertPool()
-	pool.AddCert(p.ca)
-	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	if cert != nil {
-		tc.Certificates = []tls.Certificate{*cert}
-	}
+// httpsClient is an HTTP client with TLS settings tc.
+func httpsClient(t *testing.T, tc *tls.Config) *http.Client {
 	tr := &http.Transport{TLSClientConfig: tc}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }

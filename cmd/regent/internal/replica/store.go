@@ -29,7 +29,11 @@ type backend struct {
 
 // openBackend connects to the store the configuration names. It does not
 // wait for the store to answer: a replica starts, serves /healthz and
-// reports not ready until it can reach the store.
+// reports not ready (saying why) until it can reach the store. The one
+// exception is etcd with --etcd-username: the etcd client logs in when it
+// is created, so a replica that cannot reach etcd within
+// --etcd-dial-timeout at start, or whose password is wrong, exits with
+// the error (and its supervisor restarts it).
 func openBackend(cfg *config.Config, cand ha.Candidate, log *zap.Logger) (*backend, error) {
 	if cfg.StoreKind() == "zookeeper" {
 		return openZooKeeper(cfg, cand, log)
@@ -139,12 +143,19 @@ func openZooKeeper(cfg *config.Config, cand ha.Candidate, log *zap.Logger) (*bac
 		conn.Close()
 		return nil, err
 	}
+	root := cfg.Prefix + "/" + cfg.Name
 	return &backend{
 		elector: el,
 		store:   st,
 		probe: func(context.Context) error {
 			if s := conn.State(); s != zk.StateHasSession {
 				return fmt.Errorf("no ZooKeeper session (%v)", s)
+			}
+			// A read, which needs the ACL's permission: a wrong digest
+			// password must not look healthy.
+			_, _, err := conn.Get(root)
+			if err != nil && !errors.Is(err, zk.ErrNoNode) {
+				return fmt.Errorf("read %s: %w", root, err)
 			}
 			return nil
 		},
@@ -156,6 +167,3 @@ func openZooKeeper(cfg *config.Config, cand ha.Candidate, log *zap.Logger) (*bac
 		},
 	}, nil
 }
-
-// errNoStore is what readiness says before the store first answered.
-var errNoStore = errors.New("the store has not answered yet")
