@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -794,5 +795,76 @@ func TestZooKeeperCandidateNames(t *testing.T) {
 	sortCandidates(cs)
 	if cs[0].seq != 2 || cs[2].seq != 10 {
 		t.Fatalf("sorted %+v", cs)
+	}
+}
+
+// A restart of the ZooKeeper server: sessions survive it (the server
+// restores them from its log), terms may end on the leader's deadline
+// while the server is down. Whatever happens, there is never a second
+// leader while the first term lasts, and a leader emerges again without a
+// restart of the replicas.
+func TestZooKeeperServerRestart(t *testing.T) {
+	// A quick restart, and one whose outage (3 s) is longer than the
+	// leader's AbdicateAfter (2 s): that term must end.
+	for _, outage := range []time.Duration{0, 3 * time.Second} {
+		t.Run(fmt.Sprintf("outage=%v", outage), func(t *testing.T) { testZooKeeperServerRestart(t, outage) })
+	}
+}
+
+func testZooKeeperServerRestart(t *testing.T, outage time.Duration) {
+	z := testserver.StartZooKeeper(t)
+	const session = 4 * time.Second
+	a, _ := zkElector(t, z, "a", session)
+	b, _ := zkElector(t, z, "b", session)
+	ta := zkCampaign(t, a, 5*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wonB := zkCampaignAsync(ctx, b)
+	var aEnded time.Time
+	endedA := make(chan struct{})
+	go func() { <-ta.Done(); aEnded = time.Now(); close(endedA) }()
+
+	if outage > 0 {
+		z.Stop()
+		time.Sleep(outage)
+	}
+	z.Restart()
+
+	// a's term either survived or ended; a leader is there in the end.
+	select {
+	case <-endedA:
+		if !errors.Is(ta.Err(), ErrLeadershipLost) {
+			t.Fatalf("a's term ended with %v", ta.Err())
+		}
+		t.Log("a's term ended during the restart")
+		// ha.Run resigns a lost term once its work has returned.
+		ta.Resign(context.Background())
+		var next *Term
+		select {
+		case r := <-wonB:
+			if r.err != nil {
+				t.Fatalf("b's campaign: %v", r.err)
+			}
+			next = r.term
+			if bWon := time.Now(); !aEnded.Before(bWon) {
+				t.Fatal("b won before a's term ended")
+			}
+		case <-time.After(5 * session):
+			t.Fatal("no leader after the restart")
+		}
+		if next.Token <= ta.Token {
+			t.Fatalf("tokens %d then %d", ta.Token, next.Token)
+		}
+	case <-time.After(session):
+		// Survived (probes answered again within AbdicateAfter of the
+		// last one): b still waits behind a, and a's znode is still there.
+		t.Log("a's term survived the restart")
+		if outage > session/2 {
+			t.Fatalf("a's term survived an outage of %v, longer than its AbdicateAfter", outage)
+		}
+		zkNotWon(t, wonB, 200*time.Millisecond, "b while a's term survives the restart")
+		if ok, _, err := z.Conn(t).Exists(ta.Fence.Key); err != nil || !ok {
+			t.Fatalf("a's znode after the restart: %v %v", ok, err)
+		}
 	}
 }
