@@ -2,11 +2,8 @@ package core
 
 import (
 	"errors"
-	"io"
-	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/regent-sched/regent/integration/faultproxy"
 	"github.com/regent-sched/regent/integration/mesossim"
 	"github.com/regent-sched/regent/integration/testserver"
 )
@@ -526,97 +524,23 @@ func detectWrite(t *testing.T, z *testserver.ZooKeeper, f func(*zk.Conn)) {
 	f(conn)
 }
 
-// detectProxy forwards TCP connections to target. cut closes them all and
-// refuses new ones, as a network partition would; stall keeps new ones open
-// without forwarding anything, as a server that hangs would; heal forwards
-// new connections again.
-type detectProxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-
-	mu     sync.Mutex
-	mode   string // "forward", "refuse" or "stall"
-	conns  []net.Conn
-	silent int // connections stalled so far
-}
-
+// startDetectProxy puts a fault proxy between the detector and target,
+// closed at the end of the test.
 func startDetectProxy(t *testing.T, target string) *detectProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := faultproxy.Start(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &detectProxy{ln: ln, target: target, mode: "forward"}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
+	t.Cleanup(func() { p.Close() })
+	return &detectProxy{p}
 }
 
-func (p *detectProxy) addr() string { return p.ln.Addr().String() }
+// detectProxy adapts a fault proxy to these tests' vocabulary.
+type detectProxy struct{ *faultproxy.Proxy }
 
-func (p *detectProxy) serve() {
-	defer p.wg.Done()
-	for {
-		down, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		switch p.mode {
-		case "refuse":
-			down.Close()
-		case "stall":
-			p.conns = append(p.conns, down)
-			p.silent++
-		default:
-			up, err := net.DialTimeout("tcp", p.target, time.Second)
-			if err != nil {
-				down.Close()
-				break
-			}
-			p.conns = append(p.conns, down, up)
-			p.wg.Add(2)
-			go p.pipe(down, up)
-			go p.pipe(up, down)
-		}
-		p.mu.Unlock()
-	}
-}
-
-func (p *detectProxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-}
-
-func (p *detectProxy) setMode(mode string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.mode = mode
-}
-
-func (p *detectProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.mode = "refuse"
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *detectProxy) stall() { p.setMode("stall") }
-func (p *detectProxy) heal()  { p.setMode("forward") }
-
-func (p *detectProxy) stalled() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.silent
-}
+func (p *detectProxy) addr() string { return p.Addr() }
+func (p *detectProxy) cut()         { p.Cut() }
+func (p *detectProxy) stall()       { p.Stall() }
+func (p *detectProxy) heal()        { p.Heal() }
+func (p *detectProxy) stalled() int { return p.Stalled() }

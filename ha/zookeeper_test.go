@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/regent-sched/regent/integration/faultproxy"
 	"github.com/regent-sched/regent/integration/testserver"
 )
 
@@ -493,101 +492,30 @@ func TestZooKeeperServerPause(t *testing.T) {
 	zkWon(t, wonB, time.Second, "b after a resigned")
 }
 
-// zkProxy forwards TCP connections to a server until it is cut: then it
-// closes them and refuses new ones, a network partition between the
-// clients behind it and the server, which keeps running. While it is
-// muted it drops what the server sends.
-type zkProxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-
-	mu    sync.Mutex
-	cut   bool
-	mute  bool
-	conns []net.Conn
-}
-
+// startZKProxy puts a fault proxy between clients and target, closed at
+// the end of the test.
 func startZKProxy(t *testing.T, target string) *zkProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := faultproxy.Start(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &zkProxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.setCut(true)
-		p.wg.Wait()
-	})
-	return p
+	t.Cleanup(func() { p.Close() })
+	return &zkProxy{p}
 }
 
-func (p *zkProxy) addr() []string { return []string{p.ln.Addr().String()} }
+// zkProxy adapts a fault proxy to these tests' vocabulary.
+type zkProxy struct{ *faultproxy.Proxy }
 
-func (p *zkProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		p.mu.Lock()
-		if err != nil || p.cut {
-			p.mu.Unlock()
-			c.Close()
-			if s != nil {
-				s.Close()
-			}
-			continue
-		}
-		p.conns = append(p.conns, c, s)
-		p.wg.Add(2)
-		go p.pipe(c, s, true)
-		go p.pipe(s, c, false)
-		p.mu.Unlock()
-	}
-}
+func (p *zkProxy) addr() []string { return []string{p.Addr()} }
 
-func (p *zkProxy) pipe(dst, src net.Conn, toClient bool) {
-	defer p.wg.Done()
-	defer src.Close()
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		p.mu.Lock()
-		drop := toClient && p.mute
-		p.mu.Unlock()
-		if n > 0 && !drop {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *zkProxy) setMute(mute bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.mute = mute
-}
+func (p *zkProxy) setMute(mute bool) { p.Mute(mute) }
 
 func (p *zkProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
 	if cut {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
+		p.Cut()
+	} else {
+		p.Heal()
 	}
 }
 
