@@ -72,3 +72,23 @@ func (r *Replica) Info(ctx context.Context) (Info, error) {
 	var i Info
 	return i, r.get(ctx, "/v1/info", &i)
 }
+
+// ready asks GET /readyz: nil when the replica reached the store lately.
+func (r *Replica) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s not ready: %s", r.ID, b)
+	}
+	return nil
+}

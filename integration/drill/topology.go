@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regent-sched/regent/integration/faultproxy"
 	"github.com/regent-sched/regent/integration/mesossim"
 	"github.com/regent-sched/regent/integration/testserver"
 )
@@ -46,25 +47,30 @@ type Options struct {
 
 // Topology is a running drill topology.
 type Topology struct {
-	t        testing.TB
-	opts     Options
-	Sim      *mesossim.Cluster
-	Replicas []*Replica
-	storeArg []string
-	dir      string
+	t         testing.TB
+	opts      Options
+	Sim       *mesossim.Cluster
+	Replicas  []*Replica
+	storeAddr string
+	dir       string
 
 	mu    sync.Mutex
 	calls []mesossim.CallRecord
 }
 
-// Replica is one `regent run` process.
+// Replica is one `regent run` process. Its connections to the store and
+// to Mesos go through fault proxies of its own, so that a drill can cut
+// one replica off while the others carry on.
 type Replica struct {
 	ID  string
 	URL string
-	tp  *Topology
-	mu  sync.Mutex
-	cmd *exec.Cmd
-	out *bytes.Buffer
+	// Store and Mesos are the replica's paths to the store and to the
+	// simulated master.
+	Store, Mesos *faultproxy.Proxy
+	tp           *Topology
+	mu           sync.Mutex
+	cmd          *exec.Cmd
+	out          *bytes.Buffer
 	// done is closed when the current process has exited.
 	done chan struct{}
 }
@@ -92,10 +98,10 @@ func Start(t testing.TB, o Options) *Topology {
 	switch o.Store {
 	case "etcd":
 		e := testserver.StartEtcd(t)
-		tp.storeArg = []string{"--etcd-endpoints", e.Endpoints()[0], "--election-ttl", o.ElectionTTL.String()}
+		tp.storeAddr = strings.TrimPrefix(e.Endpoints()[0], "http://")
 	case "zk":
 		z := testserver.StartZooKeeper(t, testserver.WithZooKeeperSessionTimeouts(time.Second, time.Minute))
-		tp.storeArg = []string{"--zk-servers", z.Addr(), "--zk-session-timeout", o.SessionTimeout.String()}
+		tp.storeAddr = z.Addr()
 	default:
 		t.Fatalf("drill: unknown store %q", o.Store)
 	}
@@ -123,6 +129,8 @@ func Start(t testing.TB, o Options) *Topology {
 	for i := 0; i < o.Replicas; i++ {
 		r := &Replica{ID: fmt.Sprintf("r%d", i+1), tp: tp}
 		r.URL = "http://" + freeAddr(t)
+		r.Store = startProxy(t, tp.storeAddr)
+		r.Mesos = startProxy(t, strings.TrimPrefix(sim.URL(), "http://"))
 		tp.Replicas = append(tp.Replicas, r)
 		r.start(t, bin)
 	}
@@ -133,10 +141,14 @@ func Start(t testing.TB, o Options) *Topology {
 func (r *Replica) start(t testing.TB, bin string) {
 	t.Helper()
 	addr := strings.TrimPrefix(r.URL, "http://")
-	args := append([]string{"run", "--id", r.ID, "--name", "drill", "--listen", addr, "--advertise-url", r.URL,
-		"--master", r.tp.Sim.URL(), "--log-format", "console", "--log-level", "debug", "--failover-timeout", "1h",
-		"--relaunch-backoff-min", "100ms", "--relaunch-backoff-max", "2s", "--shutdown-timeout", "10s"},
-		r.tp.storeArg...)
+	args := []string{"run", "--id", r.ID, "--name", "drill", "--listen", addr, "--advertise-url", r.URL,
+		"--master", "http://" + r.Mesos.Addr(), "--log-format", "console", "--log-level", "debug", "--failover-timeout", "1h",
+		"--relaunch-backoff-min", "100ms", "--relaunch-backoff-max", "2s", "--shutdown-timeout", "10s"}
+	if r.tp.opts.Store == "zk" {
+		args = append(args, "--zk-servers", r.Store.Addr(), "--zk-session-timeout", r.tp.opts.SessionTimeout.String())
+	} else {
+		args = append(args, "--etcd-endpoints", "http://"+r.Store.Addr(), "--election-ttl", r.tp.opts.ElectionTTL.String())
+	}
 	args = append(args, r.tp.opts.Flags...)
 	cmd := exec.Command(bin, args...)
 	out := &bytes.Buffer{}
@@ -283,8 +295,8 @@ func (tp *Topology) Calls() []mesossim.CallRecord {
 func (tp *Topology) Leader(ctx context.Context) (*Replica, error) {
 	var id string
 	for _, r := range tp.Replicas {
-		if !r.Running() {
-			continue
+		if !r.Running() || r.ready(ctx) != nil {
+			continue // a replica that cannot reach the store may hold a stale view
 		}
 		l, err := r.leader(ctx)
 		if err != nil {
@@ -343,6 +355,16 @@ func contains(rs []*Replica, r *Replica) bool {
 		}
 	}
 	return false
+}
+
+func startProxy(t testing.TB, target string) *faultproxy.Proxy {
+	t.Helper()
+	p, err := faultproxy.Start(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 // freeAddr is a loopback host:port that was free a moment ago.
