@@ -59,6 +59,7 @@ func TestFailoversKeepTheFramework(t *testing.T) {
 			leader.Restart()
 			leader = next
 		}
+		tp.MustPass(context.Background())
 	})
 }
 
@@ -99,5 +100,6 @@ func TestZombieLeaderStaysDeposed(t *testing.T) {
 		if !strings.Contains(zombie.Log(), "term over") {
 			t.Errorf("the zombie's log does not say its term ended:\n%s", tailLines(zombie.Log(), 40))
 		}
+		tp.MustPass(context.Background())
 	})
 }

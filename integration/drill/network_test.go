@@ -36,6 +36,7 @@ func TestStoreCutDeposesTheLeader(t *testing.T) {
 		if n := tp.Subscribes(tk.Subscribed); n != 0 {
 			t.Fatalf("%d SUBSCRIBEs after the takeover", n)
 		}
+		tp.MustPass(context.Background())
 	})
 }
 
@@ -63,6 +64,7 @@ func TestMesosCutKeepsTheLeader(t *testing.T) {
 		}
 		simtest.Eventually(t, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
 		tp.CheckTasks(fwid, 3, 3)
+		tp.MustPass(context.Background())
 		t.Logf("re-subscribed %v after the cut (1 s outage)", tk.Subscribed.Sub(t0).Round(time.Millisecond))
 	})
 }
@@ -90,5 +92,6 @@ func TestShortStoreBlipIsRiddenOut(t *testing.T) {
 			t.Fatalf("leader changed to %s after a %v blip", l.ID, blip)
 		}
 		tp.CheckTasks(fwid, 3, 3)
+		tp.MustPass(context.Background())
 	})
 }

@@ -68,6 +68,7 @@ type Replica struct {
 	// simulated master.
 	Store, Mesos *faultproxy.Proxy
 	tp           *Topology
+	flags        []string
 	mu           sync.Mutex
 	cmd          *exec.Cmd
 	out          *bytes.Buffer
@@ -138,6 +139,20 @@ func Start(t testing.TB, o Options) *Topology {
 	return tp
 }
 
+// AddReplica starts one more replica with extra flags (a drill may plant
+// a misconfigured one, e.g. with another --store-prefix: outside the
+// election and its fencing).
+func (tp *Topology) AddReplica(id string, flags ...string) *Replica {
+	tp.t.Helper()
+	r := &Replica{ID: id, tp: tp, flags: flags}
+	r.URL = "http://" + freeAddr(tp.t)
+	r.Store = startProxy(tp.t, tp.storeAddr)
+	r.Mesos = startProxy(tp.t, strings.TrimPrefix(tp.Sim.URL(), "http://"))
+	tp.Replicas = append(tp.Replicas, r)
+	r.start(tp.t, Binary(tp.t))
+	return r
+}
+
 func (r *Replica) start(t testing.TB, bin string) {
 	t.Helper()
 	addr := strings.TrimPrefix(r.URL, "http://")
@@ -150,6 +165,7 @@ func (r *Replica) start(t testing.TB, bin string) {
 		args = append(args, "--etcd-endpoints", "http://"+r.Store.Addr(), "--election-ttl", r.tp.opts.ElectionTTL.String())
 	}
 	args = append(args, r.tp.opts.Flags...)
+	args = append(args, r.flags...)
 	cmd := exec.Command(bin, args...)
 	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = &lockedWriter{mu: &r.mu, w: out}, &lockedWriter{mu: &r.mu, w: out}
