@@ -9,7 +9,7 @@ TEST_TIMEOUT ?= 18m
 TEST_FLAGS  ?= -race -count=1
 PKGS        ?= ./...
 
-.PHONY: all build deps lint test test-short run run-zk docs bench clean
+.PHONY: all build deps lint test test-short run run-zk docs soak bench clean
 
 all: build
 
@@ -49,6 +49,13 @@ run-zk: build
 # docs regenerates docs/FLAGS.md from the CLI (a test checks it is current).
 docs:
 	REGENT_UPDATE_DOCS=1 $(GO) test -count=1 -run TestFlagsDocIsCurrent ./cmd/regent/
+
+# soak: the seeded random fault schedule for 5 minutes per store, then the
+# invariant checker (make test runs it for 30 s per store). Replay a failure
+# with REGENT_SOAK_SEED=<the seed it printed>.
+SOAK_DURATION ?= 5m
+soak:
+	REGENT_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -v -run TestSoak -timeout 60m ./integration/drill/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
