@@ -92,3 +92,21 @@ func (r *Replica) ready(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Do sends a request with no body to the replica and returns the status
+// and body (a standby forwards framework requests to the leader).
+func (r *Replica) Do(ctx context.Context, method, path string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, r.URL+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}

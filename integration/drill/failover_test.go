@@ -15,12 +15,18 @@ func stores(t *testing.T, f func(t *testing.T, store string)) {
 	}
 }
 
-// firstLeader waits for the first leader and its tasks, and returns it
+// firstLeader waits for the first leader and its 3 tasks, and returns it
 // with the FrameworkID.
 func firstLeader(t *testing.T, tp *Topology) (*Replica, string) {
 	t.Helper()
+	return leaderWithTasks(t, tp, 3)
+}
+
+// leaderWithTasks waits for a leader running n tasks.
+func leaderWithTasks(t *testing.T, tp *Topology, n int) (*Replica, string) {
+	t.Helper()
 	l := tp.WaitLeader(60 * time.Second)
-	simtest.Eventually(t, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
+	simtest.Eventually(t, 30*time.Second, "running tasks", simtest.Running(tp.Sim, n))
 	info, err := l.Info(context.Background())
 	if err != nil || info.Framework.ID == "" {
 		t.Fatalf("info of %s: %+v %v", l.ID, info, err)
