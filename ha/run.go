@@ -70,8 +70,10 @@ type Runner[S any] struct {
 	mu     sync.Mutex
 	status Status
 	sched  *core.Scheduler[S]
-	ready  chan struct{} // closed when the current term's scheduler runs
-	ran    atomic.Bool
+	// stepDown ends the current term's work (nil while not leading).
+	stepDown context.CancelCauseFunc
+	ready    chan struct{} // closed when the current term's scheduler runs
+	ran      atomic.Bool
 }
 
 // ErrNotReady is returned to requests that need the leader's scheduler
@@ -152,6 +154,29 @@ func (r *Runner[S]) Scheduler() (*core.Scheduler[S], error) {
 		return nil, ErrNotReady
 	}
 	return r.sched, nil
+}
+
+// ErrNotLeading is returned by StepDown when this replica does not lead.
+var ErrNotLeading = errors.New("ha: not leading")
+
+// errSteppedDown is the cause of a term's end that StepDown asked for.
+var errSteppedDown = errors.New("stepped down")
+
+// StepDown ends this replica's term gracefully, as a stop would — the
+// scheduler stops, commits what is pending, and the term is resigned so
+// that the next candidate takes over at once — but Run goes on and this
+// replica campaigns again, behind the others. It returns when the stop has
+// been asked for, not when it is done; ErrNotLeading if there is no term.
+// Operators use it to move the leadership (a drill, a node drain).
+func (r *Runner[S]) StepDown() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stepDown == nil {
+		return ErrNotLeading
+	}
+	r.log.Info("stepping down on request")
+	r.stepDown(errSteppedDown)
+	return nil
 }
 
 // WaitReady blocks until this replica is the ready leader, or ctx ends.
@@ -267,10 +292,19 @@ func (r *Runner[S]) lead(ctx context.Context, term *Term) (err error) {
 	}()
 
 	// The work context ends with the term or with ctx (graceful stop).
-	wctx, wcancel := context.WithCancel(term.Context())
+	wctx, wcancelCause := context.WithCancelCause(term.Context())
+	wcancel := func() { wcancelCause(context.Canceled) }
 	defer wcancel()
 	stop := context.AfterFunc(ctx, wcancel)
 	defer stop()
+	r.mu.Lock()
+	r.stepDown = wcancelCause
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.stepDown = nil
+		r.mu.Unlock()
+	}()
 
 	lctx, lcancel := context.WithTimeout(wctx, r.cfg.LoadTimeout)
 	snap, err := r.cfg.Store.Load(lctx)

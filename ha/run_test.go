@@ -223,3 +223,39 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// StepDown moves the leadership to the next candidate without stopping
+// the replica: it keeps campaigning, behind the others, and leads again
+// when they step down in turn.
+func TestRunStepDownMovesLeadership(t *testing.T) {
+	cli := testserver.StartEtcd(t).Client(t)
+	sim := simtest.Start(t, 2, nil)
+	a := startReplica(t, cli, "a", []string{sim.URL()})
+	eventually(t, 15*time.Second, "a leads and runs 2 tasks", func() bool {
+		return a.r.Status().Ready && running(sim, 2)()
+	})
+	b := startReplica(t, cli, "b", []string{sim.URL()})
+	eventually(t, 5*time.Second, "b sees a lead", func() bool { return b.r.Status().Leader.ID == "a" })
+	if err := b.r.StepDown(); !errors.Is(err, ErrNotLeading) {
+		t.Fatalf("StepDown on a standby: %v", err)
+	}
+	fwID := sim.Snapshot().Frameworks[0].ID
+	for _, hop := range []struct{ from, to *replica }{{a, b}, {b, a}} {
+		if err := hop.from.r.StepDown(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "the other replica leads and is subscribed", func() bool {
+			s, err := hop.to.r.Scheduler()
+			return err == nil && s.Status().Subscribed
+		})
+		eventually(t, 5*time.Second, "the one that stepped down campaigns as a standby", func() bool {
+			st := hop.from.r.Status()
+			return !st.Leading && st.Leader.ID == hop.to.r.Status().Leader.ID
+		})
+	}
+	eventually(t, 10*time.Second, "tasks running", running(sim, 2))
+	fw := sim.Snapshot().Frameworks[0]
+	if fw.ID != fwID || fw.Counters.TasksLaunched != 2 || fw.Counters.DuplicateTaskIDs != 0 {
+		t.Fatalf("after two step-downs: %+v", fw)
+	}
+}

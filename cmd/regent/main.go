@@ -61,7 +61,7 @@ The framework it runs keeps one task on every eligible Mesos agent.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newDevCmd(), newStatusCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newDevCmd(), newStatusCmd(), newDrillCmd(), newVersionCmd())
 	return root
 }
 

@@ -102,7 +102,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 			t.Errorf("--%s has no help text", f.Name)
 		}
 	})
-	for _, sub := range []string{"run", "dev", "status", "version"} {
+	for _, sub := range []string{"run", "dev", "status", "drill", "version"} {
 		if out, err := exec.Command(bin, sub, "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "Usage:") {
 			t.Errorf("%s --help: %v\n%s", sub, err, out)
 		}
@@ -265,6 +265,25 @@ func testDev(t *testing.T, store string) {
 	}
 	if out, err := exec.Command(bin, "status", "--addr", "http://127.0.0.1:1").CombinedOutput(); err == nil {
 		t.Errorf("regent status against nothing succeeded:\n%s", out)
+	}
+
+	// `regent drill step-down` moves the leadership twice and reports.
+	out, err = exec.Command(bin, "drill", "step-down", "--addr", live, "--runs", "2", "-o", "json").Output()
+	var dr drillReport
+	if err != nil || json.Unmarshal(out, &dr) != nil || len(dr.Runs) != 2 || len(dr.Violations) != 0 || len(dr.Checks) != 2 ||
+		dr.Runs[0].From == dr.Runs[0].To || dr.Runs[1].From != dr.Runs[0].To {
+		t.Errorf("regent drill step-down: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "drill", "step-down", "--addr", live, "--runs", "1").CombinedOutput()
+	for _, w := range []string{"DRILL step-down", "FROM", "hand-over p50", "ok: one FrameworkID", "no violation"} {
+		if err != nil || !strings.Contains(string(out), w) {
+			t.Errorf("regent drill table lacks %q (%v):\n%s", w, err, out)
+		}
+	}
+	for _, args := range [][]string{{"drill"}, {"drill", "chaos"}, {"drill", "step-down", "--runs", "0"}} {
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err == nil {
+			t.Errorf("regent %v succeeded:\n%s", args, out)
+		}
 	}
 
 	// Ctrl-C stops everything and removes the temporary data.

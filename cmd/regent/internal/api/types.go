@@ -98,3 +98,8 @@ const (
 
 // Replica is one campaigning replica as the store lists it.
 type Replica = ha.LeaderInfo
+
+// StepDown answers POST /v1/leader/step-down.
+type StepDown struct {
+	SteppingDown string `json:"stepping_down"`
+}

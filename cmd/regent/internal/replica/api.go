@@ -27,6 +27,7 @@ func (r *Replica) Handler() http.Handler {
 	mux.HandleFunc("/readyz", r.method(http.MethodGet, r.readyz))
 	mux.Handle("/metrics", promhttp.HandlerFor(r.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/v1/leader", r.method(http.MethodGet, r.getLeader))
+	mux.HandleFunc("/v1/leader/step-down", r.method(http.MethodPost, r.stepDown))
 	mux.HandleFunc("/v1/replicas", r.method(http.MethodGet, r.getReplicas))
 	mux.HandleFunc("/v1/info", r.method(http.MethodGet, r.viaLeader(r.getInfo)))
 	mux.HandleFunc("/v1/tasks", r.method(http.MethodGet, r.viaLeader(r.getTasks)))
@@ -83,6 +84,26 @@ func (r *Replica) selfStatus() api.Self {
 
 func (r *Replica) getLeader(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, api.Leader{Leader: r.runner.Status().Leader, Self: r.selfStatus()})
+}
+
+// stepDown serves POST /v1/leader/step-down: the leader hands over to the
+// next replica at once (gracefully, as on SIGTERM) and campaigns again
+// behind the others. A write: it needs credentials when they are
+// configured, and a standby forwards it to the leader.
+func (r *Replica) stepDown(w http.ResponseWriter, req *http.Request) {
+	if ok, why := r.auth.allowed(req); !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="regent"`)
+		writeError(w, http.StatusUnauthorized, why)
+		return
+	}
+	r.viaLeader(func(w http.ResponseWriter, req *http.Request, _ *core.Scheduler[fleet.State]) {
+		if err := r.runner.StepDown(); err != nil {
+			unavailable(w, fmt.Sprintf("%s cannot step down: %v", r.self.ID, err))
+			return
+		}
+		r.log.Info("stepping down on an operator's request", zap.String("remote", req.RemoteAddr))
+		writeJSON(w, http.StatusAccepted, api.StepDown{SteppingDown: r.self.ID})
+	})(w, req)
 }
 
 func (r *Replica) getReplicas(w http.ResponseWriter, req *http.Request) {

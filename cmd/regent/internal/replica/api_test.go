@@ -303,3 +303,30 @@ func TestNoStoreNoLeader(t *testing.T) {
 		t.Error("a replica without a store subscribed to Mesos")
 	}
 }
+
+// TestStepDown: POST /v1/leader/step-down, sent to a standby, moves the
+// leadership; the old leader stays up as a standby; it needs credentials
+// when they are configured.
+func TestStepDown(t *testing.T) {
+	w := newWorld(t, 2)
+	r1 := w.start(t, w.configFor(t, "r1"), Options{})
+	eventually(t, 30*time.Second, "2 running tasks", allRunning(w.sim, 2))
+	r2 := w.start(t, w.configFor(t, "r2"), Options{})
+	eventually(t, 10*time.Second, "r2 sees r1 lead", func() bool { return r2.Runner().Status().Leader.ID == "r1" })
+	if code, _, body := call(t, "GET", r2.base+"/v1/leader/step-down", ""); code != 405 {
+		t.Errorf("GET step-down = %d %s", code, body)
+	}
+	code, hdr, body := call(t, "POST", r2.base+"/v1/leader/step-down", "")
+	if code != 202 || hdr.Get(api.HeaderServedBy) != "r1" || !strings.Contains(body, `"stepping_down": "r1"`) {
+		t.Fatalf("step-down through the standby = %d %s", code, body)
+	}
+	eventually(t, 10*time.Second, "r2 leads", func() bool { return r2.Runner().Status().Ready })
+	eventually(t, 10*time.Second, "r1 a standby", func() bool {
+		st := r1.Runner().Status()
+		return !st.Leading && st.Leader.ID == "r2"
+	})
+	eventually(t, 10*time.Second, "tasks running", allRunning(w.sim, 2))
+	if fw := w.sim.Snapshot().Frameworks[0]; fw.Counters.TasksLaunched != 2 {
+		t.Errorf("launches after the step-down: %d", fw.Counters.TasksLaunched)
+	}
+}

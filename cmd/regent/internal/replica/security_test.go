@@ -32,6 +32,9 @@ func TestBearerTokenGuardsWrites(t *testing.T) {
 	agent := w.sim.AgentIDs()[0]
 
 	for _, base := range []string{r1.base, r2.base} {
+		if code, _, body := call(t, "POST", base+"/v1/leader/step-down", ""); code != 401 {
+			t.Errorf("step-down without a token at %s = %d %s", base, code, body)
+		}
 		code, hdr, body := call(t, "POST", base+"/v1/blacklist/"+agent, "")
 		if code != 401 || hdr.Get("WWW-Authenticate") == "" || !strings.Contains(body, "bearer token") {
 			t.Errorf("no token at %s = %d %s", base, code, body)
