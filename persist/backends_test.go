@@ -21,9 +21,13 @@ func TestEtcd(t *testing.T) {
 func TestZooKeeper(t *testing.T) {
 	t.Parallel()
 	z := startZooKeeper(t)
-	authed, anonymous := z.Conn(t), z.Conn(t) // helpers run on this goroutine only
-	runContract(t, zkHarness(z.Conn(t), z.Servers()))
+	authed, anonymous, conn := z.Conn(t), z.Conn(t), z.Conn(t) // helpers run on this goroutine only
+	h := zkHarness(conn, z.Servers())
+	runContract(t, h)
 	t.Run("DigestACL", func(t *testing.T) { testZKDigest(t, authed, anonymous) })
+	t.Run("Migration", func(t *testing.T) { testZKMigration(t, h, conn) })
+	t.Run("Compaction", func(t *testing.T) { testZKCompaction(t, h, conn) })
+	t.Run("ModifiedSnapshot", func(t *testing.T) { testZKModifiedSnapshot(t, h) })
 }
 
 // startZooKeeper starts the test ZooKeeper. Its JVM has a 256 MB heap, and

@@ -46,6 +46,7 @@ func BenchmarkEtcd(b *testing.B) {
 		return s, f
 	})
 	b.Run("Load100k", func(b *testing.B) { benchLoad(b, setup) })
+	b.Run("GroupCommit100k/100", func(b *testing.B) { benchGroupCommitPool(b, setup, 100, benchLoadN) })
 }
 
 // BenchmarkZooKeeper is BenchmarkEtcd for ZooKeeper; the baseline is plain
@@ -70,6 +71,7 @@ func BenchmarkZooKeeper(b *testing.B) {
 		return s, f
 	})
 	b.Run("Load100k", func(b *testing.B) { benchLoad(b, setup) })
+	b.Run("GroupCommit100k/100", func(b *testing.B) { benchGroupCommitPool(b, setup, 100, benchLoadN) })
 }
 
 const benchLoadN = 100_000
@@ -166,6 +168,12 @@ func fillPool(b *testing.B, s Store, f Fence, n, per int) {
 // benchGroupCommit: each op is one Commit that updates n of the pool's
 // tasks.
 func benchGroupCommit(b *testing.B, setup func(*testing.B) (Store, Fence), n int) {
+	benchGroupCommitPool(b, setup, n, benchPool)
+}
+
+// benchGroupCommitPool is benchGroupCommit over a pool of the given size:
+// the batches update tasks spread over all of it.
+func benchGroupCommitPool(b *testing.B, setup func(*testing.B) (Store, Fence), n, pool int) {
 	s, f := setup(b)
 	ctx := context.Background()
 	if _, err := s.Load(ctx); err != nil {
@@ -175,7 +183,7 @@ func benchGroupCommit(b *testing.B, setup func(*testing.B) (Store, Fence), n int
 	for i := range batches {
 		batches[i] = Batch{PutTasks: make(map[string][]byte, n)}
 		for j := 0; j < n; j++ {
-			k := (i*n + j) % benchPool
+			k := (i*n + j) % benchPool * (pool / benchPool)
 			batches[i].PutTasks[fmt.Sprintf("task-%06d", k)] = benchTask(k, i+1)
 		}
 	}
@@ -261,6 +269,12 @@ func benchLoad(b *testing.B, setup func(*testing.B) (Store, Fence)) {
 		stop()
 		if err != nil || len(snap.Tasks) != benchLoadN {
 			b.Fatalf("Load: %d tasks, %v", len(snap.Tasks), err)
+		}
+		if zs, ok := r.(*ZKStore); ok {
+			v := zs.pk.v
+			b.ReportMetric(float64(v.leaves()), "shards")
+			b.ReportMetric(float64(len(v.log)), "log-entries")
+			b.ReportMetric(float64(v.shardBytes+v.logBytes)/(1<<20), "read-MB")
 		}
 		b.StartTimer()
 	}

@@ -7,11 +7,19 @@ import (
 	"hash/fnv"
 )
 
-// formatVersion is the on-disk format this binary writes. A store whose
-// values carry a higher version is refused with ErrNewerFormat; a lower
-// one would be decoded by its own decoder and rewritten by the first
-// commit after a successful Load (see migrateView). Only format 1 exists.
-const formatVersion = 1
+// Store formats. Every value's header carries the format of the store that
+// wrote it; a reader refuses a value of a format higher than it reads for
+// that backend (ErrNewerFormat), and leaves the store untouched.
+const (
+	// formatRecords stores one record per key: etcd's only format, and
+	// ZooKeeper's before format 2 (read, and migrated on the first commit).
+	formatRecords = 1
+	// formatPacked is ZooKeeper's: records packed into hash shards plus a
+	// log of recent commits (see zkpack.go).
+	formatPacked = 2
+	// maxFormat is the highest format this binary reads (ZooKeeper).
+	maxFormat = formatPacked
+)
 
 // maxParts bounds the parts of one record a decoder accepts.
 const maxParts = 1 << 16
@@ -39,6 +47,8 @@ const (
 	typeRecord   valueType = 2
 	typePart     valueType = 3
 	typeJournal  valueType = 4
+	typeLog      valueType = 5 // format 2: one chunk of a commit's log entry
+	typeShard    valueType = 6 // format 2: the records of one hash shard
 )
 
 func (t valueType) String() string {
@@ -51,6 +61,10 @@ func (t valueType) String() string {
 		return "part"
 	case typeJournal:
 		return "journal chunk"
+	case typeLog:
+		return "log chunk"
+	case typeShard:
+		return "shard"
 	}
 	return fmt.Sprintf("type %d", byte(t))
 }
@@ -75,9 +89,9 @@ func checksum(b []byte) uint32 { return crc32.Checksum(b, crcTable) }
 
 // seal prepends the header to payload, which must start headerSize bytes
 // into buf (buf[:headerSize] is overwritten).
-func seal(buf []byte, t valueType) []byte {
+func seal(buf []byte, t valueType, version int) []byte {
 	copy(buf, magic)
-	buf[4] = formatVersion
+	buf[4] = byte(version)
 	buf[5] = byte(t)
 	buf[6], buf[7] = 0, 0
 	binary.LittleEndian.PutUint32(buf[8:12], checksum(buf[headerSize:]))
@@ -85,8 +99,9 @@ func seal(buf []byte, t valueType) []byte {
 }
 
 // openValue checks the header of v and returns its payload. want is the
-// type expected at this path.
-func openValue(v []byte, want valueType) (payload []byte, version int, err error) {
+// type expected at this path, maxVersion the highest format the reader
+// accepts there.
+func openValue(v []byte, want valueType, maxVersion int) (payload []byte, version int, err error) {
 	if len(v) < headerSize {
 		return nil, 0, fmt.Errorf("%d bytes, shorter than the %d-byte header: %w", len(v), headerSize, ErrCorrupt)
 	}
@@ -94,14 +109,14 @@ func openValue(v []byte, want valueType) (payload []byte, version int, err error
 		return nil, 0, fmt.Errorf("bad magic %q: %w", v[:4], ErrCorrupt)
 	}
 	version = int(v[4])
-	if version > formatVersion {
-		return nil, version, fmt.Errorf("format %d, this binary reads up to %d: %w", version, formatVersion, ErrNewerFormat)
+	if version > maxVersion {
+		return nil, version, fmt.Errorf("format %d, this binary reads up to %d here: %w", version, maxVersion, ErrNewerFormat)
 	}
 	if version < 1 {
 		return nil, version, fmt.Errorf("format %d: %w", version, ErrCorrupt)
 	}
-	// Only format 1 exists; an older version would be decoded here by its
-	// own code before the checks below, which are format 1's.
+	// Formats 1 and 2 share the header; the payload decoders say which
+	// types and fields each has.
 	if got := valueType(v[5]); got != want {
 		return nil, version, fmt.Errorf("holds a %v, want a %v: %w", got, want, ErrCorrupt)
 	}
@@ -207,9 +222,11 @@ func (w *writer) uvarint(v uint64)        { w.b = binary.AppendUvarint(w.b, v) }
 func (w *writer) byte(c byte)             { w.b = append(w.b, c) }
 func (w *writer) raw(p []byte)            { w.b = append(w.b, p...) }
 func (w *writer) str(s string)            { w.uvarint(uint64(len(s))); w.b = append(w.b, s...) }
-func (w *writer) u32(v uint32)            { w.b = binary.LittleEndian.AppendUint32(w.b, v) }
 func (w *writer) u64(v uint64)            { w.b = binary.LittleEndian.AppendUint64(w.b, v) }
-func (w *writer) seal(t valueType) []byte { return seal(w.b, t) }
+func (w *writer) seal(t valueType) []byte { return seal(w.b, t, formatRecords) }
+
+// sealAs seals the payload as a value of format version.
+func (w *writer) sealAs(t valueType, version int) []byte { return seal(w.b, t, version) }
 
 // manifest is the root of a framework's store.
 type manifest struct {
@@ -224,6 +241,10 @@ type manifest struct {
 	applying    bool
 	applyGen    uint64
 	applyChunks uint64
+	// Format 2 (ZooKeeper) only: the log holds every generation in
+	// (logFrom, generation], and shape is the shard trie (see shape.go).
+	logFrom uint64
+	shape   shapeCode
 }
 
 func encodeManifest(m *manifest) []byte {
@@ -244,10 +265,32 @@ func encodeManifest(m *manifest) []byte {
 	return w.seal(typeManifest)
 }
 
-func decodeManifest(v []byte) (*manifest, int, error) {
-	p, version, err := openValue(v, typeManifest)
+// encodeManifestV2 encodes a format 2 manifest: format 1's fields without
+// the journal mark, then the log's start and the shard trie.
+func encodeManifestV2(m *manifest) []byte {
+	w := newWriter(64 + len(m.framework) + len(m.frameworkID) + len(m.shape.bits))
+	w.str(m.framework)
+	w.uvarint(m.generation)
+	w.str(m.frameworkID)
+	w.uvarint(m.tasks)
+	w.uvarint(m.entries)
+	w.u64(m.digest)
+	w.uvarint(m.logFrom)
+	w.uvarint(uint64(m.shape.nodes))
+	w.str(m.shape.bits)
+	return w.sealAs(typeManifest, formatPacked)
+}
+
+// decodeManifest decodes a manifest of any format up to maxVersion and
+// returns its format.
+func decodeManifest(v []byte, maxVersion int) (*manifest, int, error) {
+	p, version, err := openValue(v, typeManifest, maxVersion)
 	if err != nil {
 		return nil, version, err
+	}
+	if version == formatPacked {
+		m, err := decodeManifestV2(p)
+		return m, version, err
 	}
 	r := &reader{b: p}
 	m := &manifest{}
@@ -279,6 +322,37 @@ func decodeManifest(v []byte) (*manifest, int, error) {
 	return m, version, nil
 }
 
+func decodeManifestV2(p []byte) (*manifest, error) {
+	r := &reader{b: p}
+	m := &manifest{}
+	m.framework = string(r.bytes("framework name"))
+	m.generation = r.uvarint("generation")
+	m.frameworkID = string(r.bytes("framework id"))
+	m.tasks = r.uvarint("task count")
+	m.entries = r.uvarint("entry count")
+	if d := r.fixed(8, "digest"); d != nil {
+		m.digest = binary.LittleEndian.Uint64(d)
+	}
+	m.logFrom = r.uvarint("log start")
+	nodes := r.uvarint("shard trie size")
+	bits := r.bytes("shard trie")
+	r.done("manifest")
+	if r.err != nil {
+		return nil, r.err
+	}
+	if m.logFrom > m.generation {
+		return nil, fmt.Errorf("log starts after generation %d, the manifest's %d: %w", m.logFrom, m.generation, ErrCorrupt)
+	}
+	if nodes == 0 || nodes > 8*uint64(len(bits)) || (nodes+7)/8 != uint64(len(bits)) {
+		return nil, fmt.Errorf("shard trie of %d nodes in %d bytes: %w", nodes, len(bits), ErrCorrupt)
+	}
+	m.shape = shapeCode{nodes: int(nodes), bits: string(bits)}
+	if _, err := decodeShape(m.shape); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // record is a decoded record value: inline data, or a reference to parts.
 type record struct {
 	kind recKind
@@ -302,18 +376,15 @@ func encodeRef(k recKey, ref *partsRef) []byte {
 	w.byte(byte(k.kind))
 	w.byte(formParts)
 	w.str(k.key)
-	w.uvarint(ref.size)
-	w.u32(ref.dataCRC)
-	w.uvarint(ref.gen)
-	w.uvarint(uint64(ref.parts))
+	w.b = writeRef(w.b, ref)
 	return w.seal(typeRecord)
 }
 
 // inlineOverhead bounds the bytes encodeInline adds to key and data.
 func inlineOverhead(key string) int { return headerSize + 2 + binary.MaxVarintLen64 + len(key) }
 
-func decodeRecord(v []byte) (*record, error) {
-	p, _, err := openValue(v, typeRecord)
+func decodeRecord(v []byte, maxVersion int) (*record, error) {
+	p, _, err := openValue(v, typeRecord, maxVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -329,16 +400,7 @@ func decodeRecord(v []byte) (*record, error) {
 	case formInline:
 		rec.data = r.rest()
 	case formParts:
-		rec.ref.size = r.uvarint("record size")
-		if c := r.fixed(4, "record checksum"); c != nil {
-			rec.ref.dataCRC = binary.LittleEndian.Uint32(c)
-		}
-		rec.ref.gen = r.uvarint("part generation")
-		n := r.uvarint("part count")
-		if r.err == nil && (n == 0 || n > maxParts) {
-			r.err = fmt.Errorf("part count %d out of range: %w", n, ErrCorrupt)
-		}
-		rec.ref.parts = uint32(n)
+		rec.ref = readRef(r)
 		r.done("record reference")
 	default:
 		if r.err == nil {
@@ -351,6 +413,8 @@ func decodeRecord(v []byte) (*record, error) {
 	return rec, nil
 }
 
+// encodePart encodes one part of a large record. Parts keep format 1's
+// encoding (and version) in format 2 stores too.
 func encodePart(k recKey, gen uint64, n uint32, data []byte) []byte {
 	w := newWriter(32 + len(k.key) + len(data))
 	w.byte(byte(k.kind))
@@ -369,8 +433,8 @@ type part struct {
 	data []byte
 }
 
-func decodePart(v []byte) (*part, error) {
-	p, _, err := openValue(v, typePart)
+func decodePart(v []byte, maxVersion int) (*part, error) {
+	p, _, err := openValue(v, typePart, maxVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -403,11 +467,12 @@ type partsRef struct {
 	parts   uint32
 }
 
-// journalChunk is one decoded journal value.
+// journalChunk is one decoded journal value or log chunk.
 type journalChunk struct {
-	gen uint64
-	n   uint64
-	ops []jop
+	gen   uint64
+	n     uint64
+	total uint64 // log chunks: the entry's chunk count
+	ops   []jop
 }
 
 // jop is a journal op; a put may be one fragment of a larger value.
@@ -422,39 +487,52 @@ type jop struct {
 }
 
 // journalWriter packs logical ops into chunks of at most limit bytes,
-// splitting large values into fragments.
+// splitting large values into fragments. It writes format 1 journal chunks
+// (gen, n, op count, ops) or, with newLogWriter, format 2 log chunks,
+// which also carry the chunk count (gen, n, total, op count, ops).
 type journalWriter struct {
 	gen    uint64
 	limit  int
-	chunks [][]byte
-	w      *writer
+	typ    valueType
+	bodies [][]byte
+	counts []int
 	nops   int
 	body   []byte
 }
 
 func newJournalWriter(gen uint64, limit int) *journalWriter {
-	return &journalWriter{gen: gen, limit: limit}
+	return &journalWriter{gen: gen, limit: limit, typ: typeJournal}
+}
+
+// newLogWriter returns a writer of the log entry of generation gen.
+func newLogWriter(gen uint64, limit int) *journalWriter {
+	return &journalWriter{gen: gen, limit: limit, typ: typeLog}
 }
 
 // opHead bounds the bytes an op adds besides its key and fragment.
 const opHead = 3 + 4*binary.MaxVarintLen64
 
 func (j *journalWriter) room() int {
-	return j.limit - len(j.body) - 3*binary.MaxVarintLen64 - headerSize
+	return j.limit - len(j.body) - 4*binary.MaxVarintLen64 - headerSize
 }
 
 func (j *journalWriter) flush() {
 	if j.nops == 0 {
 		return
 	}
-	w := newWriter(len(j.body) + 3*binary.MaxVarintLen64)
-	w.uvarint(j.gen)
-	w.uvarint(uint64(len(j.chunks)))
-	w.uvarint(uint64(j.nops))
-	w.raw(j.body)
-	j.chunks = append(j.chunks, w.seal(typeJournal))
+	j.bodies = append(j.bodies, append([]byte(nil), j.body...))
+	j.counts = append(j.counts, j.nops)
 	j.body = j.body[:0]
 	j.nops = 0
+}
+
+// size returns the bytes of the ops written so far.
+func (j *journalWriter) size() int {
+	n := len(j.body)
+	for _, b := range j.bodies {
+		n += len(b)
+	}
+	return n
 }
 
 func (j *journalWriter) ensure(need int) {
@@ -485,10 +563,7 @@ func (j *journalWriter) op(o lop) {
 		j.body = append(j.body, jopPutRef, byte(o.rec.kind))
 		j.body = binary.AppendUvarint(j.body, uint64(len(o.rec.key)))
 		j.body = append(j.body, o.rec.key...)
-		j.body = binary.AppendUvarint(j.body, o.ref.size)
-		j.body = binary.LittleEndian.AppendUint32(j.body, o.ref.dataCRC)
-		j.body = binary.AppendUvarint(j.body, o.ref.gen)
-		j.body = binary.AppendUvarint(j.body, uint64(o.ref.parts))
+		j.body = writeRef(j.body, o.ref)
 		j.nops++
 		return
 	}
@@ -515,13 +590,35 @@ func (j *journalWriter) op(o lop) {
 	}
 }
 
+// finish returns the sealed chunks. A log entry has at least one chunk,
+// empty if the commit changed no record.
 func (j *journalWriter) finish() [][]byte {
 	j.flush()
-	return j.chunks
+	if j.typ == typeLog && len(j.bodies) == 0 {
+		j.bodies, j.counts = [][]byte{nil}, []int{0}
+	}
+	out := make([][]byte, len(j.bodies))
+	for i, body := range j.bodies {
+		w := newWriter(len(body) + 4*binary.MaxVarintLen64)
+		w.uvarint(j.gen)
+		w.uvarint(uint64(i))
+		if j.typ == typeLog {
+			w.uvarint(uint64(len(j.bodies)))
+			w.uvarint(uint64(j.counts[i]))
+			w.raw(body)
+			out[i] = w.sealAs(typeLog, formatPacked)
+			continue
+		}
+		w.uvarint(uint64(j.counts[i]))
+		w.raw(body)
+		out[i] = w.seal(typeJournal)
+	}
+	j.bodies, j.counts = nil, nil
+	return out
 }
 
-func decodeJournal(v []byte) (*journalChunk, error) {
-	p, _, err := openValue(v, typeJournal)
+func decodeJournal(v []byte, maxVersion int) (*journalChunk, error) {
+	p, _, err := openValue(v, typeJournal, maxVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -529,14 +626,49 @@ func decodeJournal(v []byte) (*journalChunk, error) {
 	c := &journalChunk{}
 	c.gen = r.uvarint("journal generation")
 	c.n = r.uvarint("chunk index")
+	c.ops = decodeOps(r)
+	r.done("journal chunk")
+	if r.err != nil {
+		return nil, r.err
+	}
+	return c, nil
+}
+
+// decodeLogChunk decodes one chunk of a format 2 log entry.
+func decodeLogChunk(v []byte) (*journalChunk, error) {
+	p, version, err := openValue(v, typeLog, maxFormat)
+	if err != nil {
+		return nil, err
+	}
+	if version != formatPacked {
+		return nil, fmt.Errorf("a log chunk of format %d: %w", version, ErrCorrupt)
+	}
+	r := &reader{b: p}
+	c := &journalChunk{}
+	c.gen = r.uvarint("log generation")
+	c.n = r.uvarint("chunk index")
+	c.total = r.uvarint("chunk count")
+	if r.err == nil && c.n >= c.total {
+		r.err = fmt.Errorf("chunk %d of %d: %w", c.n, c.total, ErrCorrupt)
+	}
+	c.ops = decodeOps(r)
+	r.done("log chunk")
+	if r.err != nil {
+		return nil, r.err
+	}
+	return c, nil
+}
+
+// decodeOps reads an op count and the ops of a journal or log chunk.
+func decodeOps(r *reader) []jop {
 	nops := r.uvarint("op count")
 	if r.err == nil && nops > uint64(len(r.b)) {
 		r.fail("op count")
 	}
 	if r.err != nil {
-		return nil, r.err
+		return nil
 	}
-	c.ops = make([]jop, 0, min(nops, 64))
+	ops := make([]jop, 0, min(nops, 64))
 	for i := uint64(0); i < nops && r.err == nil; i++ {
 		var o jop
 		o.code = r.byte("op code")
@@ -556,16 +688,7 @@ func decodeJournal(v []byte) (*journalChunk, error) {
 		case jopPutRef:
 			o.rec.kind = recKind(r.byte("op kind"))
 			o.rec.key = string(r.bytes("op key"))
-			o.ref.size = r.uvarint("value size")
-			if c := r.fixed(4, "value checksum"); c != nil {
-				o.ref.dataCRC = binary.LittleEndian.Uint32(c)
-			}
-			o.ref.gen = r.uvarint("part generation")
-			n := r.uvarint("part count")
-			if r.err == nil && (n == 0 || n > maxParts) {
-				r.err = fmt.Errorf("part count %d out of range: %w", n, ErrCorrupt)
-			}
-			o.ref.parts = uint32(n)
+			o.ref = readRef(r)
 		case jopFrameworkID:
 			o.fwid = string(r.bytes("framework id"))
 		default:
@@ -576,13 +699,33 @@ func decodeJournal(v []byte) (*journalChunk, error) {
 		if r.err == nil && o.code != jopFrameworkID && !o.rec.kind.valid() {
 			r.err = fmt.Errorf("unknown record kind %d in journal: %w", o.rec.kind, ErrCorrupt)
 		}
-		c.ops = append(c.ops, o)
+		ops = append(ops, o)
 	}
-	r.done("journal chunk")
-	if r.err != nil {
-		return nil, r.err
+	return ops
+}
+
+// readRef reads a parts reference: size, checksum, generation, count.
+func readRef(r *reader) partsRef {
+	var ref partsRef
+	ref.size = r.uvarint("value size")
+	if c := r.fixed(4, "value checksum"); c != nil {
+		ref.dataCRC = binary.LittleEndian.Uint32(c)
 	}
-	return c, nil
+	ref.gen = r.uvarint("part generation")
+	n := r.uvarint("part count")
+	if r.err == nil && (n == 0 || n > maxParts) {
+		r.err = fmt.Errorf("part count %d out of range: %w", n, ErrCorrupt)
+	}
+	ref.parts = uint32(n)
+	return ref
+}
+
+// writeRef writes what readRef reads.
+func writeRef(b []byte, ref *partsRef) []byte {
+	b = binary.AppendUvarint(b, ref.size)
+	b = binary.LittleEndian.AppendUint32(b, ref.dataCRC)
+	b = binary.AppendUvarint(b, ref.gen)
+	return binary.AppendUvarint(b, uint64(ref.parts))
 }
 
 // recordHash identifies a record's content for the manifest digest.

@@ -17,29 +17,53 @@ func TestManifestRoundTrip(t *testing.T) {
 		{framework: "ü", generation: 7, tasks: 1, applying: true, applyGen: 7, applyChunks: 12},
 	} {
 		v := encodeManifest(&m)
-		got, version, err := decodeManifest(v)
-		if err != nil || version != formatVersion || *got != m {
+		got, version, err := decodeManifest(v, formatRecords)
+		if err != nil || version != formatRecords || *got != m {
 			t.Errorf("manifest %+v: decoded %+v, version %d, %v", m, got, version, err)
 		}
 	}
 	bad := manifest{framework: "fw", generation: 7, applying: true, applyGen: 6, applyChunks: 1}
-	if _, _, err := decodeManifest(encodeManifest(&bad)); !errors.Is(err, ErrCorrupt) {
+	if _, _, err := decodeManifest(encodeManifest(&bad), formatRecords); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("a journal mark for another generation decoded: %v", err)
+	}
+	// Format 2: no journal mark; the log's start and the shard trie.
+	split := &snode{kids: [2]*snode{{depth: 1}, {depth: 1, prefix: 1}}}
+	for _, m := range []manifest{
+		{framework: "fw", generation: 1, shape: encodeShape(&snode{})},
+		{framework: "fw", generation: 9, frameworkID: "id", tasks: 100000, entries: 2, digest: 42, logFrom: 7, shape: encodeShape(split)},
+	} {
+		v := encodeManifestV2(&m)
+		got, version, err := decodeManifest(v, formatPacked)
+		if err != nil || version != formatPacked || *got != m {
+			t.Errorf("manifest %+v: decoded %+v, version %d, %v", m, got, version, err)
+		}
+		if _, _, err := decodeManifest(v, formatRecords); !errors.Is(err, ErrNewerFormat) {
+			t.Errorf("a format 1 reader decoded a format 2 manifest: %v", err)
+		}
+	}
+	for _, m := range []manifest{
+		{framework: "fw", generation: 3, logFrom: 4, shape: encodeShape(&snode{})},
+		{framework: "fw", generation: 3, shape: shapeCode{nodes: 2, bits: "\x00"}},
+		{framework: "fw", generation: 3, shape: shapeCode{nodes: 0}},
+	} {
+		if _, _, err := decodeManifest(encodeManifestV2(&m), formatPacked); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("bad manifest %+v decoded: %v", m, err)
+		}
 	}
 }
 
 func TestRecordRoundTrip(t *testing.T) {
 	k := recKey{kindEntry, "a/b"}
-	rec, err := decodeRecord(encodeInline(k, []byte("data")))
+	rec, err := decodeRecord(encodeInline(k, []byte("data")), formatRecords)
 	if err != nil || rec.kind != k.kind || rec.key != k.key || rec.form != formInline || string(rec.data) != "data" {
 		t.Fatalf("inline: %+v, %v", rec, err)
 	}
 	ref := partsRef{size: 5 << 20, dataCRC: 42, gen: 9, parts: 90}
-	rec, err = decodeRecord(encodeRef(k, &ref))
+	rec, err = decodeRecord(encodeRef(k, &ref), formatRecords)
 	if err != nil || rec.form != formParts || rec.ref != ref {
 		t.Fatalf("ref: %+v, %v", rec, err)
 	}
-	pt, err := decodePart(encodePart(k, 9, 3, []byte("chunk")))
+	pt, err := decodePart(encodePart(k, 9, 3, []byte("chunk")), formatRecords)
 	if err != nil || pt.kind != k.kind || pt.key != k.key || pt.gen != 9 || pt.n != 3 || string(pt.data) != "chunk" {
 		t.Fatalf("part: %+v, %v", pt, err)
 	}
@@ -61,13 +85,13 @@ func TestOpenValueErrors(t *testing.T) {
 		{"empty", nil, ErrCorrupt, "shorter"},
 		{"short", good[:headerSize-1], ErrCorrupt, "shorter"},
 		{"magic", mutate(func(v []byte) { v[0] = 'X' }), ErrCorrupt, "magic"},
-		{"newer", mutate(func(v []byte) { v[4] = formatVersion + 1 }), ErrNewerFormat, "format 2"},
+		{"newer", mutate(func(v []byte) { v[4] = formatRecords + 1 }), ErrNewerFormat, "format 2"},
 		{"zero version", mutate(func(v []byte) { v[4] = 0 }), ErrCorrupt, "format 0"},
 		{"type", mutate(func(v []byte) { v[5] = byte(typePart) }), ErrCorrupt, "holds a part"},
 		{"reserved", mutate(func(v []byte) { v[7] = 1 }), ErrCorrupt, "reserved"},
 		{"checksum", mutate(func(v []byte) { v[len(v)-1] ^= 1 }), ErrCorrupt, "checksum"},
 	} {
-		_, err := decodeRecord(tc.v)
+		_, err := decodeRecord(tc.v, formatRecords)
 		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%s: %v, want %v mentioning %q", tc.name, err, tc.want, tc.msg)
 		}
@@ -142,7 +166,7 @@ func TestLayoutParse(t *testing.T) {
 // journalEngine returns an engine good enough to decode journals.
 func journalEngine() *engine {
 	s := &EtcdStore{root: "/test/fw/"}
-	s.eng = &engine{framework: "fw", lay: layout{}, lim: txnLimits(128, 64<<10, DefaultMaxRecordBytes, true), be: s}
+	s.eng = &engine{framework: "fw", lay: layout{}, lim: txnLimits(128, 64<<10, DefaultMaxRecordBytes, true), be: s, format: formatRecords}
 	return s.eng
 }
 
@@ -217,6 +241,15 @@ func FuzzDecode(f *testing.F) {
 	for _, c := range jw.finish() {
 		f.Add(c)
 	}
+	lw := newLogWriter(4, 4096)
+	lw.op(lop{rec: k, data: value("y", 9000)})
+	lw.op(lop{rec: k, del: true})
+	lw.op(lop{rec: k, ref: &partsRef{size: 10, parts: 1}})
+	for _, c := range lw.finish() {
+		f.Add(c)
+	}
+	f.Add(encodeShard(1, 1, 5, []shardRec{{rec: recKey{kindTask, "b"}, data: []byte("x")}, {rec: recKey{kindEntry, "c"}, ref: &partsRef{size: 9, parts: 2}}}))
+	f.Add(encodeManifestV2(&manifest{framework: "fw", generation: 3, logFrom: 1, shape: encodeShape(&snode{kids: [2]*snode{{}, {}}})}))
 	// Headers that declare huge lengths, with valid checksums.
 	huge := newWriter(16)
 	huge.uvarint(1 << 62)
@@ -228,10 +261,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add(huge.seal(typeJournal))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// Make most inputs pass the header so the payload decoders run.
-		for _, typ := range []valueType{typeManifest, typeRecord, typePart, typeJournal} {
+		for _, typ := range []valueType{typeManifest, typeRecord, typePart, typeJournal, typeLog, typeShard} {
 			v := data
 			if len(data) >= headerSize && data[0]&1 == 1 {
-				v = append([]byte(magic+"\x01"), byte(typ), 0, 0, 0, 0, 0, 0)
+				version := byte(1 + data[0]>>1&1) // formats 1 and 2
+				v = append([]byte(magic), version, byte(typ), 0, 0, 0, 0, 0, 0)
 				v = append(v, data[headerSize:]...)
 				binary.LittleEndian.PutUint32(v[8:12], checksum(v[headerSize:]))
 			}
@@ -242,13 +276,19 @@ func FuzzDecode(f *testing.F) {
 				before := allocatedBytes()
 				switch typ {
 				case typeManifest:
-					_, _, _ = decodeManifest(v)
+					if m, _, err := decodeManifest(v, maxFormat); err == nil && m.shape.nodes > 0 {
+						_, _ = decodeShape(m.shape)
+					}
 				case typeRecord:
-					_, _ = decodeRecord(v)
+					_, _ = decodeRecord(v, formatRecords)
 				case typePart:
-					_, _ = decodePart(v)
+					_, _ = decodePart(v, formatRecords)
 				case typeJournal:
-					_, _ = decodeJournal(v)
+					_, _ = decodeJournal(v, formatRecords)
+				case typeLog:
+					_, _ = decodeLogChunk(v)
+				case typeShard:
+					_, _ = decodeShard(v)
 				}
 				least = min(least, allocatedBytes()-before)
 			}

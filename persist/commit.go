@@ -43,10 +43,10 @@ func (e *engine) commit(ctx context.Context, fence Fence, b Batch) (uint64, erro
 }
 
 func (e *engine) commitLocked(ctx context.Context, fence Fence, ops []lop, fwid *string) (uint64, error) {
-	if err := migrateView(e.v); err != nil {
+	if err := e.migrateView(e.v); err != nil {
 		return 0, err
 	}
-	e.v.format = formatVersion // what this commit writes
+	e.v.format = e.format // what this commit writes
 	if err := e.be.prepare(ctx, fence); err != nil {
 		return 0, err
 	}

@@ -9,11 +9,40 @@ import (
 	"time"
 )
 
-// Test-only access to the shared engine of the real stores.
-func (s *EtcdStore) testEngine() *engine { return s.eng }
-func (s *ZKStore) testEngine() *engine   { return s.eng }
+// testStore is what the tests reach inside the real stores.
+type testStore interface {
+	// setHook makes the store call hook before and after every transaction.
+	setHook(hook func(phase string, n int))
+	// leftovers lists what the store's last Load found that no committed
+	// state needs: garbage, a journal still to apply, format 1 znodes.
+	leftovers() []string
+}
 
-type engineStore interface{ testEngine() *engine }
+func (s *EtcdStore) setHook(hook func(string, int)) { s.eng.hook = hook }
+func (s *EtcdStore) leftovers() []string            { return s.eng.leftovers() }
+
+func (s *ZKStore) setHook(hook func(string, int)) { s.eng.hook, s.pk.hook = hook, hook }
+
+func (s *ZKStore) leftovers() []string {
+	if s.format1 {
+		return s.eng.leftovers()
+	}
+	v := s.pk.v
+	if v.legacy != nil {
+		return []string{"a format 1 store"}
+	}
+	out := append(append(append([]string(nil), v.garbage...), v.legacyDirs...), v.legacyParts...)
+	return out
+}
+
+func (e *engine) leftovers() []string {
+	v := e.v
+	out := append(sortedKeys(v.journal), v.orphans...)
+	if (v.man != nil && v.man.applying) || len(v.pending) > 0 {
+		out = append(out, "a journal mark")
+	}
+	return out
+}
 
 const testPrefix = "/regent-test"
 
@@ -28,7 +57,7 @@ func runContract(t *testing.T, h *harness) {
 	t.Run("ThousandsOfTasks", func(t *testing.T) { testThousands(t, h) })
 	t.Run("ConcurrentLoads", func(t *testing.T) { testConcurrentLoads(t, h) })
 	t.Run("ExportImport", func(t *testing.T) { testExportImport(t, h) })
-	if _, ok := h.newStore(t, testPrefix, uniqueFW("probe")).(engineStore); ok {
+	if _, ok := h.newStore(t, testPrefix, uniqueFW("probe")).(testStore); ok {
 		t.Run("FencedMidJournal", func(t *testing.T) { testFencedMidJournal(t, h) })
 		t.Run("StaleView", func(t *testing.T) { testStaleView(t, h) })
 	}
@@ -82,8 +111,8 @@ func testRoundTrip(t *testing.T, h *harness) {
 	mustCommit(t, s2, f2, b)
 	m.apply(b)
 	checkModel(t, s2, m)
-	if snap := mustLoad(t, s2); snap.Format != formatVersion {
-		t.Fatalf("format %d, want %d", snap.Format, formatVersion)
+	if snap := mustLoad(t, s2); snap.Format != h.format {
+		t.Fatalf("format %d, want %d", snap.Format, h.format)
 	}
 }
 
@@ -410,15 +439,7 @@ func testExportImport(t *testing.T, h *harness) {
 // fails with ErrFenced; after it the commit is durable, Commit succeeds,
 // and the next leader finishes it.
 func testFencedMidJournal(t *testing.T, h *harness) {
-	for _, tc := range []struct {
-		at      string // revoke when the hook sees this phase (first time)
-		durable bool
-	}{
-		{phaseJournal, false},
-		{"before " + phaseMark, false},
-		{phaseMark, true},
-		{phaseApply, true},
-	} {
+	for _, tc := range h.midCommit {
 		t.Run(tc.at, func(t *testing.T) {
 			fw := uniqueFW(t.Name())
 			s := h.newStore(t, testPrefix, fw)
@@ -427,17 +448,16 @@ func testFencedMidJournal(t *testing.T, h *harness) {
 			b := bigBatch("pre", 20, 100)
 			mustCommit(t, s, f, b)
 			m.apply(b)
-			eng := s.(engineStore).testEngine()
 			fired := false
-			eng.hook = func(phase string, n int) {
+			s.(testStore).setHook(func(phase string, n int) {
 				if phase == tc.at && !fired {
 					h.revoke(t, f)
 					fired = true
 				}
-			}
+			})
 			big := bigBatch("lost", 600, 2000) // a journal of two etcd transactions
 			gen, err := s.Commit(testCtx(t), f, big)
-			eng.hook = nil
+			s.(testStore).setHook(nil)
 			if !fired {
 				t.Fatalf("the commit had no %q transaction", tc.at)
 			}

@@ -4,17 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// corruptSetup commits a small store with a large (parted) entry.
+// corruptSetup commits a small store with a large (parted) entry; in
+// ZooKeeper's format 2, with enough tasks for several shards.
 func corruptSetup(t *testing.T, h *harness) (string, Fence, *model) {
 	t.Helper()
 	fw := uniqueFW(t.Name())
 	s := h.newStore(t, testPrefix, fw)
 	f := h.grant(t, testPrefix, fw)
 	b := bigBatch("t", 10, 50)
+	if h.format == formatPacked {
+		for k, v := range bigBatch("fill", 1500, 100).PutTasks {
+			b.PutTasks[k] = v
+		}
+	}
 	b.FrameworkID = strp("id")
 	b.PutEntries = map[string][]byte{"big": value("big", 700<<10), "small": []byte("s")}
 	m := newModel()
@@ -46,16 +53,68 @@ func expectRefused(t *testing.T, h *harness, fw string, f Fence, want error, men
 	}
 }
 
+// corruptCase damages a store and says how Load must refuse it.
+type corruptCase struct {
+	name    string
+	mutate  func(t *testing.T, fw string)
+	want    error
+	mention func(fw string) string
+}
+
 func testCorruption(t *testing.T, h *harness) {
-	lay := h.raw.lay()
-	task := func(k string) string { return lay.record(recKey{kindTask, k}) }
 	root := func(fw string) string { return testPrefix + "/" + fw + "/" }
-	cases := []struct {
-		name    string
-		mutate  func(t *testing.T, fw string)
-		want    error
-		mention func(fw string) string
-	}{
+	cases := []corruptCase{
+		{
+			name: "garbage manifest",
+			mutate: func(t *testing.T, fw string) {
+				h.raw.put(t, testPrefix, fw, manifestName, []byte("garbage, not a manifest"))
+			},
+			want:    ErrCorrupt,
+			mention: func(fw string) string { return root(fw) + manifestName },
+		},
+		{
+			name: "part of a large entry deleted",
+			mutate: func(t *testing.T, fw string) {
+				h.raw.del(t, testPrefix, fw, h.raw.lay().part(recKey{kindEntry, "big"}, 1, 1))
+			},
+			want:    ErrCorrupt,
+			mention: func(fw string) string { return root(fw) + h.raw.lay().part(recKey{kindEntry, "big"}, 1, 1) },
+		},
+		{
+			name: "manifest of another framework",
+			mutate: func(t *testing.T, fw string) {
+				ofw, _, _ := corruptSetup(t, h)
+				h.raw.put(t, testPrefix, fw, manifestName, h.raw.get(t, testPrefix, ofw, manifestName))
+			},
+			want:    ErrForeign,
+			mention: func(fw string) string { return root(fw) + manifestName },
+		},
+		{
+			name:    "foreign key",
+			mutate:  func(t *testing.T, fw string) { h.raw.put(t, testPrefix, fw, "junk", []byte("x")) },
+			want:    ErrForeign,
+			mention: func(fw string) string { return root(fw) + "junk" },
+		},
+	}
+	if h.format == formatPacked {
+		cases = append(cases, packedCorruptCases(h)...)
+	} else {
+		cases = append(cases, recordCorruptCases(h)...)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fw, f, _ := corruptSetup(t, h)
+			tc.mutate(t, fw)
+			expectRefused(t, h, fw, f, tc.want, tc.mention(fw))
+		})
+	}
+}
+
+// recordCorruptCases damage records of the one-record-per-key format.
+func recordCorruptCases(h *harness) []corruptCase {
+	task := func(k string) string { return h.raw.lay().record(recKey{kindTask, k}) }
+	root := func(fw string) string { return testPrefix + "/" + fw + "/" }
+	return []corruptCase{
 		{
 			name: "flipped byte in a task record",
 			mutate: func(t *testing.T, fw string) {
@@ -89,37 +148,6 @@ func testCorruption(t *testing.T, h *harness) {
 			mention: func(fw string) string { return root(fw) + manifestName },
 		},
 		{
-			name: "garbage manifest",
-			mutate: func(t *testing.T, fw string) {
-				h.raw.put(t, testPrefix, fw, manifestName, []byte("garbage, not a manifest"))
-			},
-			want:    ErrCorrupt,
-			mention: func(fw string) string { return root(fw) + manifestName },
-		},
-		{
-			name: "part of a large entry deleted",
-			mutate: func(t *testing.T, fw string) {
-				h.raw.del(t, testPrefix, fw, lay.part(recKey{kindEntry, "big"}, 1, 1))
-			},
-			want:    ErrCorrupt,
-			mention: func(fw string) string { return root(fw) + lay.part(recKey{kindEntry, "big"}, 1, 1) },
-		},
-		{
-			name: "manifest of another framework",
-			mutate: func(t *testing.T, fw string) {
-				ofw, _, _ := corruptSetup(t, h)
-				h.raw.put(t, testPrefix, fw, manifestName, h.raw.get(t, testPrefix, ofw, manifestName))
-			},
-			want:    ErrForeign,
-			mention: func(fw string) string { return root(fw) + manifestName },
-		},
-		{
-			name:    "foreign key",
-			mutate:  func(t *testing.T, fw string) { h.raw.put(t, testPrefix, fw, "junk", []byte("x")) },
-			want:    ErrForeign,
-			mention: func(fw string) string { return root(fw) + "junk" },
-		},
-		{
 			name: "foreign key among the tasks",
 			mutate: func(t *testing.T, fw string) {
 				rel := strings.TrimSuffix(task("t-00001"), "t-00001") + "bad%zz"
@@ -129,26 +157,136 @@ func testCorruption(t *testing.T, h *harness) {
 			mention: func(fw string) string { return "bad%zz" },
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			fw, f, _ := corruptSetup(t, h)
-			tc.mutate(t, fw)
-			expectRefused(t, h, fw, f, tc.want, tc.mention(fw))
-		})
+}
+
+// packedCorruptCases damage the shards and log of ZooKeeper's format 2.
+func packedCorruptCases(h *harness) []corruptCase {
+	root := func(fw string) string { return testPrefix + "/" + fw + "/" }
+	shardOf := func(t *testing.T, fw, task string) string { return zkShardOf(t, h, fw, recKey{kindTask, task}) }
+	flip := func(t *testing.T, fw, rel string) {
+		v := append([]byte{}, h.raw.get(t, testPrefix, fw, rel)...)
+		v[len(v)/2] ^= 0x40
+		h.raw.put(t, testPrefix, fw, rel, v)
 	}
+	var logged, hit string // the log chunk logCommit left, the shard damaged
+	// logCommit commits a change that stays in the log (no compaction).
+	logCommit := func(t *testing.T, fw string) string {
+		s := h.newStore(t, testPrefix, fw).(*ZKStore)
+		s.pk.ratio = 0
+		gen := mustCommit(t, s, h.grant(t, testPrefix, fw), Batch{PutTasks: map[string][]byte{"t-00001": []byte("logged")}})
+		logged = logName(gen, 0)
+		h.raw.get(t, testPrefix, fw, logged) // it exists
+		return logged
+	}
+	return []corruptCase{
+		{
+			name:    "flipped byte in a shard",
+			mutate:  func(t *testing.T, fw string) { hit = shardOf(t, fw, "t-00003"); flip(t, fw, hit) },
+			want:    ErrCorrupt,
+			mention: func(fw string) string { return "shard " + root(fw) + hit + ": checksum mismatch" },
+		},
+		{
+			name:    "shard deleted",
+			mutate:  func(t *testing.T, fw string) { hit = shardOf(t, fw, "t-00004"); h.raw.del(t, testPrefix, fw, hit) },
+			want:    ErrCorrupt,
+			mention: func(fw string) string { return root(fw) + hit + " is missing" },
+		},
+		{
+			name: "shard copied over another",
+			mutate: func(t *testing.T, fw string) {
+				leaves := zkLeaves(t, h, fw)
+				if len(leaves) < 2 {
+					t.Fatalf("the store has %d shards, want several", len(leaves))
+				}
+				hit = leaves[1]
+				h.raw.put(t, testPrefix, fw, leaves[1], h.raw.get(t, testPrefix, fw, leaves[0]))
+			},
+			want:    ErrCorrupt,
+			mention: func(fw string) string { return root(fw) + hit + " holds shard" },
+		},
+		{
+			name: "older shard restored",
+			mutate: func(t *testing.T, fw string) {
+				rel := shardOf(t, fw, "t-00007")
+				old := h.raw.get(t, testPrefix, fw, rel)
+				s := h.newStore(t, testPrefix, fw)
+				mustCommit(t, s, h.grant(t, testPrefix, fw), Batch{PutTasks: map[string][]byte{"t-00007": []byte("new")}})
+				for k := range h.raw.dump(t, testPrefix, fw) {
+					if strings.HasPrefix(k, logDir+"/") {
+						t.Fatalf("%s left: the commit was not compacted", k)
+					}
+				}
+				h.raw.put(t, testPrefix, fw, rel, old)
+			},
+			want:    ErrCorrupt,
+			mention: func(fw string) string { return root(fw) + manifestName },
+		},
+		{
+			name:    "flipped byte in a log chunk",
+			mutate:  func(t *testing.T, fw string) { flip(t, fw, logCommit(t, fw)) },
+			want:    ErrCorrupt,
+			mention: func(fw string) string { return root(fw) + logged },
+		},
+		{
+			name:    "log chunk deleted",
+			mutate:  func(t *testing.T, fw string) { h.raw.del(t, testPrefix, fw, logCommit(t, fw)) },
+			want:    ErrCorrupt,
+			mention: func(fw string) string { return root(fw) + logged + " is missing" },
+		},
+		{
+			name:    "foreign key among the shards",
+			mutate:  func(t *testing.T, fw string) { h.raw.put(t, testPrefix, fw, shardsDir+"/bad%zz", []byte("x")) },
+			want:    ErrForeign,
+			mention: func(fw string) string { return "bad%zz" },
+		},
+	}
+}
+
+// zkTrie reads the shard trie from a format 2 store's manifest.
+func zkTrie(t *testing.T, h *harness, fw string) *snode {
+	t.Helper()
+	m, _, err := decodeManifest(h.raw.get(t, testPrefix, fw, manifestName), maxFormat)
+	if err != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	root, err := decodeShape(m.shape)
+	if err != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	return root
+}
+
+// zkShardOf returns the shard znode that holds k.
+func zkShardOf(t *testing.T, h *harness, fw string, k recKey) string {
+	t.Helper()
+	return zkTrie(t, h, fw).find(shardHash(k)).name()
+}
+
+// zkLeaves returns the shard znodes of a format 2 store.
+func zkLeaves(t *testing.T, h *harness, fw string) []string {
+	t.Helper()
+	var out []string
+	zkTrie(t, h, fw).walkLeaves(func(l *snode) { out = append(out, l.name()) })
+	return out
 }
 
 // testNewerFormat: a store written by a newer binary is refused and left
 // byte-identical, whether the manifest or a record claims the format.
 func testNewerFormat(t *testing.T, h *harness) {
-	lay := h.raw.lay()
-	for _, rel := range []string{manifestName, lay.record(recKey{kindTask, "t-00002"})} {
-		t.Run(rel, func(t *testing.T) {
+	for _, what := range []string{"manifest", "task t-00002"} {
+		t.Run(what, func(t *testing.T) {
 			fw, f, _ := corruptSetup(t, h)
+			rel := manifestName
+			if what != "manifest" {
+				rel = h.raw.lay().record(recKey{kindTask, "t-00002"})
+				if h.format == formatPacked {
+					rel = zkShardOf(t, h, fw, recKey{kindTask, "t-00002"})
+				}
+			}
 			v := append([]byte{}, h.raw.get(t, testPrefix, fw, rel)...)
-			v[4] = formatVersion + 1
+			v[4] = byte(h.format + 1)
 			h.raw.put(t, testPrefix, fw, rel, v)
-			expectRefused(t, h, fw, f, ErrNewerFormat, fmt.Sprintf("format %d", formatVersion+1))
+			expectRefused(t, h, fw, f, ErrNewerFormat, fmt.Sprintf("format %d", h.format+1))
 		})
 	}
 }
@@ -158,8 +296,18 @@ func testNewerFormat(t *testing.T, h *harness) {
 func testGarbage(t *testing.T, h *harness) {
 	fw, f, m := corruptSetup(t, h)
 	lay := h.raw.lay()
-	h.raw.put(t, testPrefix, fw, journalName(m.gen+1, 0), []byte("half-written journal"))
-	h.raw.put(t, testPrefix, fw, journalName(m.gen+1, 1), []byte("more"))
+	chunk := journalName
+	var gone []string
+	if h.format == formatPacked {
+		chunk = logName
+		// A shard of an interrupted split, and a log entry already folded
+		// into the shards.
+		gone = append(gone, shardsDir+"/9.1ff", logName(m.gen, 0), logName(m.gen+1, 1))
+		h.raw.put(t, testPrefix, fw, shardsDir+"/9.1ff", []byte("split shard"))
+		h.raw.put(t, testPrefix, fw, logName(m.gen, 0), []byte("folded"))
+	}
+	h.raw.put(t, testPrefix, fw, chunk(m.gen+1, 0), []byte("half-written journal"))
+	h.raw.put(t, testPrefix, fw, chunk(m.gen+1, 1), []byte("more"))
 	orphan := recKey{kindEntry, "gone"}
 	h.raw.put(t, testPrefix, fw, lay.part(orphan, m.gen, 0), encodePart(orphan, m.gen, 0, []byte("orphan")))
 	s := h.newStore(t, testPrefix, fw)
@@ -168,8 +316,10 @@ func testGarbage(t *testing.T, h *harness) {
 	mustCommit(t, s, f, b)
 	m.apply(b)
 	checkModel(t, h.newStore(t, testPrefix, fw), m)
-	for rel := range h.raw.dump(t, testPrefix, fw) {
-		if strings.HasPrefix(rel, journalDir+"/") || strings.Contains(rel, "gone") {
+	dump := h.raw.dump(t, testPrefix, fw)
+	for rel, v := range dump {
+		if strings.HasPrefix(rel, journalDir+"/") || strings.Contains(rel, "gone") || slices.Contains(gone, rel) ||
+			strings.Contains(v, fmt.Sprintf("%x", "half-written")) {
 			t.Errorf("garbage %s survived a commit", rel)
 		}
 	}

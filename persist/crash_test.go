@@ -31,6 +31,7 @@ type crashServer struct {
 
 type crashConfig struct {
 	Backend    string
+	Format1    bool // ZooKeeper: write format 1, as older binaries did
 	Addrs      []string
 	Prefix     string
 	Framework  string
@@ -101,23 +102,25 @@ func runCrashHelper(cfgJSON string) int {
 			return 2
 		}
 		defer conn.Close()
-		s, err = NewZooKeeper(conn, ZKOptions{Prefix: cfg.Prefix, Framework: cfg.Framework})
+		zs, err := NewZooKeeper(conn, ZKOptions{Prefix: cfg.Prefix, Framework: cfg.Framework})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
+		zs.format1 = cfg.Format1
+		s = zs
 	}
 	if _, err := s.Load(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		return 2
 	}
-	s.(engineStore).testEngine().hook = func(phase string, n int) {
+	s.(testStore).setHook(func(phase string, n int) {
 		fmt.Printf("txn %s %d\n", phase, n)
 		if phase == cfg.PausePhase && n == cfg.PauseN {
 			fmt.Println("paused")
 			time.Sleep(time.Hour) // until the parent's SIGKILL
 		}
-	}
+	})
 	gen, err := s.Commit(ctx, cfg.Fence, crashBatch(cfg.Batch))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "commit:", err)
@@ -190,16 +193,12 @@ func testCrash(t *testing.T, h *harness) {
 		killAfter int
 		want      int // 0: before, 1: after, -1: either
 	}
-	cases := []tc{
-		{name: "after staging a part", phase: phaseStage, n: 1, want: 0},
-		{name: "after first journal txn", phase: phaseJournal, n: 1, want: 0},
-		{name: "before the mark", phase: "before " + phaseMark, n: 1, want: 0},
-		{name: "after the mark", phase: phaseMark, n: 1, want: 1},
-		{name: "after first apply txn", phase: phaseApply, n: 1, want: 1},
-		{name: "before clearing", phase: "before " + phaseClear, n: 1, want: 1},
+	var cases []tc
+	for _, cp := range h.crashes {
+		cases = append(cases, tc{name: cp.name, phase: cp.phase, n: cp.n, want: cp.want})
 	}
 	for i := 0; i < 2; i++ {
-		k := 1 + rng.IntN(30)
+		k := 1 + rng.IntN(60) // the whole commit: past its end, the helper just finishes
 		cases = append(cases, tc{name: fmt.Sprintf("random kill after %d lines", k), killAfter: k, want: -1})
 	}
 	for _, c := range cases {
@@ -252,15 +251,18 @@ func testCrash(t *testing.T, h *harness) {
 		m := newModel()
 		mustCommit(t, s, f1, crashBatch("pre"))
 		m.apply(crashBatch("pre"))
+		first, second := h.crash2[0], h.crash2[1]
 		crashChild(t, crashConfig{Backend: h.crash.backend, Addrs: h.crash.addrs, Prefix: testPrefix, Framework: fw,
-			Fence: f1, Batch: "main", PausePhase: phaseMark, PauseN: 1}, 0)
-		m.apply(crashBatch("main"))
+			Fence: f1, Batch: "main", PausePhase: first.phase, PauseN: first.n}, 0)
+		if first.want == 1 {
+			m.apply(crashBatch("main"))
+		}
 		h.revoke(t, f1)
 		f2 := h.grant(t, testPrefix, fw)
-		// The second writer dies while rolling the first one's journal
-		// forward, before its own commit.
+		// The second writer dies while finishing or cleaning up after the
+		// first one, before its own commit.
 		crashChild(t, crashConfig{Backend: h.crash.backend, Addrs: h.crash.addrs, Prefix: testPrefix, Framework: fw,
-			Fence: f2, Batch: "follow", PausePhase: phaseApply, PauseN: 1}, 0)
+			Fence: f2, Batch: "follow", PausePhase: second.phase, PauseN: second.n}, 0)
 		r := h.newStore(t, testPrefix, fw)
 		checkModel(t, r, m)
 		h.revoke(t, f2)
@@ -272,22 +274,25 @@ func testCrash(t *testing.T, h *harness) {
 	})
 }
 
-// checkClean verifies that no journal chunk, journal mark or orphaned part
-// is left in the store.
+// checkClean verifies that no garbage (journal chunks, orphaned parts, log
+// chunks or shards no state needs), journal mark or format 1 znode is
+// left in the store.
 func checkClean(t *testing.T, h *harness, fw string) {
 	t.Helper()
 	s := h.newStore(t, testPrefix, fw)
 	mustLoad(t, s)
-	v := s.(engineStore).testEngine().v
-	if len(v.journal) != 0 || len(v.orphans) != 0 || v.man.applying || len(v.pending) != 0 {
-		t.Fatalf("store not clean after a commit: %d journal chunks, orphans %v, applying %v", len(v.journal), v.orphans, v.man.applying)
+	if left := s.(testStore).leftovers(); len(left) > 0 {
+		t.Fatalf("store not clean after a commit: %q", left)
 	}
-	for rel := range h.raw.dump(t, testPrefix, fw) {
-		pi := h.raw.lay().parse(rel)
-		if pi.class == classPart {
-			info, ok := v.recs[pi.rec]
-			if !ok || info.gen != pi.gen || pi.n >= info.parts {
-				t.Fatalf("part %s is not referenced", rel)
+	if es, ok := s.(*EtcdStore); ok {
+		v := es.eng.v
+		for rel := range h.raw.dump(t, testPrefix, fw) {
+			pi := h.raw.lay().parse(rel)
+			if pi.class == classPart {
+				info, ok := v.recs[pi.rec]
+				if !ok || info.gen != pi.gen || pi.n >= info.parts {
+					t.Fatalf("part %s is not referenced", rel)
+				}
 			}
 		}
 	}

@@ -8,8 +8,8 @@
 //
 // core hands Commit a Batch: every change since its last commit (task
 // records and framework entries to put or delete, maybe a new
-// FrameworkID). The store turns it into writes of only the changed keys
-// plus the manifest, and runs them as fenced transactions:
+// FrameworkID). The store turns it into writes whose size grows with the
+// batch, not with the state, and runs them as fenced transactions:
 //
 //   - etcd: a Txn If(CreateRevision(fence.Key) == fence.Revision, and the
 //     manifest's ModRevision is the one this store last saw) Then(writes).
@@ -22,13 +22,27 @@
 //
 // The manifest guard means a replica that did not Load in its current term
 // cannot write over a newer store: its commit fails (without ErrFenced) and
-// it must reload.
+// it must reload. Losing the fence before a commit's commit point is
+// ErrFenced with nothing visible; after it, the commit is durable and
+// Commit reports success (the writer's next commit will be fenced).
 //
-// A batch that fits one transaction (etcd: 128 ops and three quarters of
-// the 1.5 MiB request limit by default; ZooKeeper: 128 KiB per multi by
-// default, see DefaultZKMaxMultiBytes) is one transaction, whose success
-// is the commit. A larger one keeps its atomicity through a write-ahead
-// journal:
+// Load verifies every value's checksum and the manifest's record counts
+// and digest (an XOR of per-record hashes, which catches a record lost,
+// resurrected, or replaced by an older version). It refuses a corrupt
+// store (ErrCorrupt), another framework's (ErrForeign) or one written by a
+// newer format (ErrNewerFormat), names the key or znode at fault, and
+// writes nothing; Commit on a store it has not loaded loads first, and
+// refuses the same way. A reader never sees part of a commit, whatever
+// the crash point: each format has one transaction that is the commit
+// point, and what is written before it is invisible, what after it changes
+// nothing a reader sees.
+//
+// # etcd: one record per key (format 1)
+//
+// etcd reads a whole prefix at one revision in pages of 5,000 keys (100k
+// tasks: 0.6 s), so each record is its own key. A batch that fits one Txn
+// (128 ops and three quarters of the 1.5 MiB request limit by default) is
+// one Txn. A larger one keeps its atomicity through a write-ahead journal:
 //
 //  1. stage: the parts of large records are written under names of the new
 //     generation, which no record references yet (invisible);
@@ -41,27 +55,83 @@
 //     as needed;
 //  5. clear: one transaction removes the mark (and deletes the journal).
 //
-// Every one of these transactions is fenced. Load reads the manifest; when
-// it carries a mark it reads the journal and replays it onto what it read,
-// so readers see all of a commit or none of it whatever the crash point.
-// The next commit (of this leader or the next) first finishes a marked
+// Load reads the manifest; when it carries a mark it reads the journal and
+// replays it onto what it read. The next commit first finishes a marked
 // journal, then deletes garbage: journal chunks without a mark and parts no
 // record references, left by writers that died before their commit point.
-// Losing the fence before the commit point is ErrFenced with nothing
-// visible; after it, the commit is durable and Commit reports success (the
-// next commit of that writer will be fenced).
 //
-// Load is consistent: etcd reads everything at one revision, in pages;
-// ZooKeeper syncs, reads the manifest, lists and reads the records, then
-// checks the manifest again and reads again if a commit happened meanwhile
-// (only the leader writes, so a new leader's load reads once). Load
-// verifies every value's checksum and the manifest's record counts and
-// digest (an XOR of per-record hashes, which catches a record lost,
-// resurrected, or replaced by an older version). It refuses a corrupt
-// store (ErrCorrupt), another framework's (ErrForeign) or one written by a
-// newer format (ErrNewerFormat), names the key at fault, and writes
-// nothing; Commit on a store it has not loaded loads first, and refuses
-// the same way.
+// # ZooKeeper: shards and a log (format 2)
+//
+// ZooKeeper answers about 10,000 reads a second here however many a client
+// pipelines, so one znode per task (format 1) made Load of 100k tasks take
+// 10 s. Format 2 packs records into few, large znodes, and keeps commits
+// incremental with a log:
+//
+//   - Shards. Records live in the leaves of a binary trie over a 64-bit
+//     hash of their kind and key (shard.go): the leaf at depth d holds the
+//     records whose hash starts with its d-bit prefix, in one znode of at
+//     most about half a multi (60 KiB by default). The manifest holds the
+//     trie's shape (one bit per node), so Load knows which shards must
+//     exist. A shard's value says which generation it is current at.
+//   - Log. A commit writes its ops, not the shards they touch, as the log
+//     entry log/<generation>.<n> (usually one znode), in one multi with the
+//     manifest: the commit point. Large entries first go through
+//     "log" multis that nothing references yet.
+//   - Compaction. The same commit then rewrites shards: the shard whose
+//     unfolded changes are oldest first, for up to twice the bytes it
+//     logged (more, a few shards at most, while the log is longer than 512
+//     entries or than the shards plus 4 MiB). A rewrite folds the shard's
+//     changes in, splits it when it outgrows the shard size, merges it with
+//     a small sibling, and is invisible to readers (the merged state is the
+//     same); log entries no shard needs any more are deleted. Usually the
+//     first rewrite rides in the commit's own multi.
+//
+// Load reads the manifest, lists shards/, log/ and blobs/, reads every
+// shard and every log entry of (logFrom, generation] with 64 requests in
+// flight, and applies each log op whose generation is newer than its
+// record's shard. For 100k tasks that is about 320 shards and a few dozen
+// log entries, 20 MB, in 0.3 to 0.4 s (docs/BENCHMARKS.md). A commit costs its
+// log entry plus about twice that in shard rewrites, each bounded by one
+// shard: it grows with the batch, not with the state, and a group commit
+// of 100 updates is one multi of about 70 KB instead of 100 setData ops.
+//
+// Why this layout. The alternatives measured or considered: shards
+// rewritten in place by every commit (a 100-update batch touches about 100
+// shards: 50 to 100 times the bytes); a full checkpoint rewritten every so
+// often (a stall of the state's size, seconds at 100k tasks); a
+// log-structured store whose cleaner moves live records between segments
+// (as cheap to write, but a deleted record needs a tombstone until every
+// older copy is gone, which needs per-key bookkeeping of copies). Hash
+// shards plus a log need no tombstones: a log op applies only when it is
+// newer than its record's shard, and an entry is deleted only when no shard
+// still misses one of its ops. The price is a second copy of recent
+// changes (Load reads about 1.1 to 1.5 times the state) and writing about
+// three bytes per byte changed, which ZooKeeper handles well: it is per-op
+// bound (a multi of one 20 KB create takes 1 ms, one of 100 setData 4 ms).
+//
+// Crash points: stage and log multis, and the shards of a split written
+// ahead of the multi that changes the trie, are garbage that the next
+// commit deletes before it writes (Load ignores them: names outside the
+// trie, log entries outside (logFrom, generation], parts no live record
+// references). Every multi after the commit point sets the manifest, so a
+// crash between two of them leaves a consistent store.
+//
+// The leader keeps what it needs to rewrite shards: each shard's value as
+// read or written, and the changes it has not folded in yet (about the size
+// of the state). Snapshot values share that memory; a caller that modifies
+// them is caught by the checksums before anything is written, and the next
+// commit reads the store again.
+//
+// Migration. A format 1 ZooKeeper store loads as before (Snapshot.Format
+// 1) and is migrated by the first commit after that successful Load: the
+// state as read is written into new shards (invisible to format 1, which
+// has no shards), then the commit's multi replaces the format 1 manifest
+// by a format 2 one (the commit point), then the format 1 records, buckets
+// and journal are deleted, eight multis per commit (Load ignores them). A
+// format 1 store with an interrupted journaled commit migrates with the
+// journal applied. A binary that knows only format 1 refuses a format 2
+// store (ErrNewerFormat) and leaves it untouched; during a migration it
+// refuses the new shards/ directory (ErrForeign).
 //
 // # Persisted layout
 //
@@ -69,31 +139,32 @@
 //
 //	manifest                         format, framework name, generation,
 //	                                 FrameworkID, task and entry counts,
-//	                                 digest, journal mark
-//	tasks/<id>                       one task record per key (etcd)
-//	tasks/<bucket>/<id>              one task record per znode (ZooKeeper;
-//	                                 256 buckets by hash of the id, so that
-//	                                 no child list outgrows jute.maxbuffer)
-//	entries/[<bucket>/]<key>         the framework's entries, likewise
+//	                                 digest; etcd: journal mark;
+//	                                 ZooKeeper: log start, shard trie
+//	tasks/<id>                       etcd: one task record per key
+//	entries/<key>                    etcd: the framework's entries
+//	journal/<gen>.<n>                etcd: write-ahead journal chunks
+//	shards/<depth>.<prefix>          ZooKeeper: the records of one shard
+//	log/<gen>.<n>                    ZooKeeper: the ops of commit <gen>
 //	blobs/<t|e>.<key>.<gen>.<n>      parts of records larger than half a
-//	                                 transaction
-//	journal/<gen>.<n>                write-ahead journal chunks
+//	                                 transaction (both)
 //	leader/...                       ha's election keys; persist never
 //	                                 reads or writes them
 //
-// Ids and keys are escaped to one path component: bytes outside
-// [A-Za-z0-9._:-], and a leading '.', become %XX. Any other key below the
-// root makes Load fail with ErrForeign.
+// (ZooKeeper's format 1 had tasks/<bucket>/<id>, entries/<bucket>/<key>
+// with 256 buckets by hash, and journal/.) Ids and keys are escaped to one
+// path component: bytes outside [A-Za-z0-9._:-], and a leading '.', become
+// %XX. Any other key below the root makes Load fail with ErrForeign.
 //
-// Every value starts with a 12-byte header: magic "RGNT", format version
-// (1), value type, two reserved bytes, and the CRC-32C of the payload.
-// Payloads use unsigned varints and length-prefixed strings; a record
-// carries its own kind and key, so a value copied to another key is
-// detected. Records up to MaxRecordBytes (64 MiB by default; larger ones
+// Every value starts with a 12-byte header: magic "RGNT", the format of
+// the store that wrote it (parts keep format 1's in both), value type, two
+// reserved bytes, and the CRC-32C of the payload. Payloads use unsigned
+// varints and length-prefixed strings; records, shards and parts carry
+// their own key or hash prefix, so a value copied to another name is
+// detected. etcd reads format 1 only; ZooKeeper reads formats 1 and 2 and
+// writes 2. Records up to MaxRecordBytes (64 MiB by default; larger ones
 // are refused with ErrTooLarge) are split into parts when they do not fit
-// half a transaction. A future format 2 is read by its own decoder and
-// rewritten on the first commit after a successful Load (migrateView); a
-// binary that only knows format 1 refuses a format 2 store untouched.
+// half a transaction.
 //
 // Export and Import move a snapshot to and from JSON, for backups and for
 // moving a framework between stores.

@@ -60,6 +60,7 @@ type rawRead struct {
 	parts     []rawPart
 	journal   []rawJournal
 	foreign   []string // relative paths regent does not own
+	stray     []string // ZooKeeper: format 2 directories beside a format 1 store
 	fetch     func(ctx context.Context, rels []string) ([][]byte, error)
 	zkManZxid int64 // ZooKeeper: the manifest's mzxid when read
 }
@@ -107,6 +108,16 @@ type view struct {
 	journal map[string]struct{} // journal chunks present, relative paths
 	orphans []string            // parts no record references
 	pending []lop               // journaled ops of an interrupted commit
+	// keepData (ZooKeeper): every record's stored form, and the format 2
+	// directories of an interrupted migration, for the migration.
+	data  map[recKey]recData
+	stray []string
+}
+
+// recData is a record as stored: inline data, or a reference to parts.
+type recData struct {
+	data []byte
+	ref  *partsRef
 }
 
 // pop is one physical write.
@@ -145,6 +156,12 @@ type engine struct {
 	lim       limits
 	be        backend
 	lg        *zap.Logger
+	// format is the format the engine reads and writes (1); values of a
+	// higher one are refused with ErrNewerFormat.
+	format int
+	// keepData makes load keep every record's data or parts reference in
+	// the view (ZooKeeper: what a migration to format 2 rewrites).
+	keepData bool
 
 	mu     sync.Mutex
 	v      *view // nil until loaded, and after a failure
@@ -178,6 +195,27 @@ func (e *engine) load(ctx context.Context) (*Snapshot, error) {
 const loadAttempts = 30
 
 func (e *engine) readView(ctx context.Context) (*Snapshot, *view, error) {
+	var snap *Snapshot
+	var v *view
+	err := readConsistent(ctx, e.lg, func() (*rawRead, error) {
+		raw, err := e.be.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		snap, v, err = e.build(ctx, raw)
+		return raw, err
+	}, e.be.stable)
+	if err != nil {
+		return nil, nil, err
+	}
+	return snap, v, nil
+}
+
+// readConsistent calls read until one ran while the store did not change
+// (stable), and returns its error. read returns what it read, or nil if it
+// failed before it read the manifest; a node that vanished while it read
+// is worth another attempt.
+func readConsistent(ctx context.Context, lg *zap.Logger, read func() (*rawRead, error), stable func(context.Context, *rawRead) (bool, error)) error {
 	var lastErr error
 	for attempt := 0; attempt < loadAttempts; attempt++ {
 		if attempt > 0 {
@@ -189,31 +227,30 @@ func (e *engine) readView(ctx context.Context) (*Snapshot, *view, error) {
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+			return err
 		}
-		raw, err := e.be.read(ctx)
-		if err != nil {
+		raw, err := read()
+		if raw == nil {
 			if errors.Is(err, errVanished) {
 				lastErr = err
 				continue
 			}
-			return nil, nil, err
+			return err
 		}
-		snap, v, err := e.build(ctx, raw)
-		ok, serr := e.be.stable(ctx, raw)
+		ok, serr := stable(ctx, raw)
 		if serr != nil {
-			return nil, nil, serr
+			return serr
 		}
 		if ok && (err == nil || !errors.Is(err, errVanished)) {
-			return snap, v, err
+			return err
 		}
 		lastErr = err
-		e.lg.Debug("persist: store changed while loading; reading again", zap.Int("attempt", attempt+1))
+		lg.Debug("persist: store changed while loading; reading again", zap.Int("attempt", attempt+1))
 	}
 	if lastErr == nil {
 		lastErr = errors.New("store kept changing")
 	}
-	return nil, nil, fmt.Errorf("persist: load: no consistent read after %d attempts: %w", loadAttempts, lastErr)
+	return fmt.Errorf("persist: load: no consistent read after %d attempts: %w", loadAttempts, lastErr)
 }
 
 func (e *engine) close() {

@@ -80,6 +80,7 @@ func NewEtcd(client *clientv3.Client, opts EtcdOptions) (*EtcdStore, error) {
 		lim:       txnLimits(opts.MaxTxnOps, budget, c.maxRecord, true),
 		be:        s,
 		lg:        c.lg,
+		format:    formatRecords,
 	}
 	return s, nil
 }

@@ -44,6 +44,28 @@ type harness struct {
 	crash *crashServer
 	// bulk is how many small tasks fit one transaction (0: any number).
 	bulk int
+	// format is the format a commit writes.
+	format int
+	// midCommit lists where FencedMidJournal revokes the fence: after (or,
+	// with "before ", before) the first transaction of a phase, and whether
+	// the commit is durable then.
+	midCommit []midPoint
+	// crashes lists where Crash kills a writer; crash2 is the writer that
+	// crashes and the next one that crashes while cleaning up after it.
+	crashes []crashPoint
+	crash2  [2]crashPoint
+}
+
+type midPoint struct {
+	at      string
+	durable bool
+}
+
+type crashPoint struct {
+	name  string
+	phase string
+	n     int
+	want  int // 0: the commit is lost, 1: it is durable
 }
 
 // rawAccess reads and writes a backend's keys directly, for corruption
@@ -109,7 +131,24 @@ func etcdHarness(cli *clientv3.Client, endpoints []string) *harness {
 	h.raw = etcdRaw{cli: cli}
 	h.crash = &crashServer{backend: "etcd", addrs: endpoints}
 	h.bulk = DefaultEtcdMaxTxnOps - 1
+	recordEngineHarness(h)
 	return h
+}
+
+// recordEngineHarness sets the commit points of the record engine (etcd,
+// ZooKeeper's format 1).
+func recordEngineHarness(h *harness) {
+	h.format = formatRecords
+	h.midCommit = []midPoint{{phaseJournal, false}, {"before " + phaseMark, false}, {phaseMark, true}, {phaseApply, true}}
+	h.crashes = []crashPoint{
+		{"after staging a part", phaseStage, 1, 0},
+		{"after first journal txn", phaseJournal, 1, 0},
+		{"before the mark", "before " + phaseMark, 1, 0},
+		{"after the mark", phaseMark, 1, 1},
+		{"after first apply txn", phaseApply, 1, 1},
+		{"before clearing", "before " + phaseClear, 1, 1},
+	}
+	h.crash2 = [2]crashPoint{{"", phaseMark, 1, 1}, {"", phaseApply, 1, 0}}
 }
 
 type etcdRaw struct{ cli *clientv3.Client }
@@ -180,7 +219,33 @@ func zkHarness(conn *zk.Conn, servers []string) *harness {
 	h.raw = zkRaw{conn: conn}
 	h.crash = &crashServer{backend: "zookeeper", addrs: servers}
 	h.bulk = 700
+	h.format = formatPacked
+	h.midCommit = []midPoint{{phaseLog, false}, {"before " + phaseCommit, false}, {phaseCommit, true}, {phaseCompact, true}}
+	h.crashes = []crashPoint{
+		{"after staging a part", phaseStage, 1, 0},
+		{"after first log txn", phaseLog, 1, 0},
+		{"before the commit", "before " + phaseCommit, 1, 0},
+		{"after the commit", phaseCommit, 1, 1},
+		{"after first compaction txn", phaseCompact, 1, 1},
+		{"before the last compaction txn", "before " + phaseCompact, 2, 1},
+	}
+	// The second writer dies deleting what the first left behind.
+	h.crash2 = [2]crashPoint{{"", "before " + phaseCommit, 1, 0}, {"", phaseCleanup, 1, 0}}
 	return h
+}
+
+// newZKFormat1 returns a ZooKeeper store that reads and writes format 1,
+// as binaries before format 2 did: the old layout's code path, for
+// migration tests.
+func newZKFormat1(t *testing.T, conn *zk.Conn, prefix, fw string) *ZKStore {
+	t.Helper()
+	s, err := NewZooKeeper(conn, ZKOptions{Prefix: prefix, Framework: fw})
+	if err != nil {
+		t.Fatalf("NewZooKeeper: %v", err)
+	}
+	s.format1 = true
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 // zkGrant creates an ephemeral sequential leader znode, as ha's elector
@@ -286,7 +351,7 @@ func memoryHarness() *harness {
 		}
 		return s
 	}
-	h := &harness{name: "memory"}
+	h := &harness{name: "memory", format: formatRecords}
 	h.newStore = func(t *testing.T, prefix, fw string) Store { return get(t, prefix, fw) }
 	h.grant = func(t *testing.T, prefix, fw string) Fence {
 		mu.Lock()

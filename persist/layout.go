@@ -37,6 +37,9 @@ const (
 	entriesDir   = "entries"
 	blobsDir     = "blobs"
 	journalDir   = "journal"
+	// Format 2 (ZooKeeper): shard znodes and the log of recent commits.
+	shardsDir = "shards"
+	logDir    = "log"
 	// leaderDir belongs to ha/ (election keys); persist never reads,
 	// writes or judges anything below it.
 	leaderDir = "leader"
@@ -74,6 +77,11 @@ func (l layout) part(k recKey, gen uint64, n uint32) string {
 
 func journalName(gen uint64, n uint32) string {
 	return journalDir + "/" + strconv.FormatUint(gen, 10) + "." + strconv.FormatUint(uint64(n), 10)
+}
+
+// logName names chunk n of the log entry of generation gen (format 2).
+func logName(gen uint64, n uint32) string {
+	return logDir + "/" + strconv.FormatUint(gen, 10) + "." + strconv.FormatUint(uint64(n), 10)
 }
 
 // bucketOf spreads keys over 256 two-hex-digit buckets, so that no

@@ -25,6 +25,10 @@ func (e *engine) build(ctx context.Context, raw *rawRead) (*Snapshot, *view, err
 	for _, j := range raw.journal {
 		v.journal[j.rel] = struct{}{}
 	}
+	if e.keepData {
+		v.data = make(map[recKey]recData, len(raw.records))
+		v.stray = raw.stray
+	}
 	for _, p := range raw.parts {
 		v.parts[p.rec] = append(v.parts[p.rec], p.id)
 	}
@@ -32,7 +36,7 @@ func (e *engine) build(ctx context.Context, raw *rawRead) (*Snapshot, *view, err
 	if !raw.hasMan {
 		return snap, v, e.checkNoManifest(raw)
 	}
-	man, version, err := decodeManifest(raw.manifest)
+	man, version, err := decodeManifest(raw.manifest, e.format)
 	if err != nil {
 		return nil, nil, fmt.Errorf("persist: load: manifest %s: %w", e.be.path(manifestName), err)
 	}
@@ -110,7 +114,7 @@ func (e *engine) checkNoManifest(raw *rawRead) error {
 // parts, into snap and v.
 func (e *engine) readRecords(ctx context.Context, raw *rawRead, snap *Snapshot, v *view, sum *tally) error {
 	for _, rr := range raw.records {
-		rec, err := decodeRecord(rr.value)
+		rec, err := decodeRecord(rr.value, e.format)
 		if err != nil {
 			return fmt.Errorf("persist: load: %s %s: %w", rr.rec.kind, e.be.path(rr.rel), err)
 		}
@@ -128,6 +132,13 @@ func (e *engine) readRecords(ctx context.Context, raw *rawRead, snap *Snapshot, 
 			info.hash = recordHash(rr.rec, data)
 		}
 		v.recs[rr.rec] = info
+		if v.data != nil {
+			if rec.form == formParts {
+				v.data[rr.rec] = recData{ref: &rec.ref}
+			} else {
+				v.data[rr.rec] = recData{data: rec.data}
+			}
+		}
 		sum.add(rr.rec, info.hash)
 		snapMap(snap, rr.rec.kind)[rr.rec.key] = data
 	}
@@ -227,7 +238,7 @@ func (e *engine) assemble(ctx context.Context, raw *rawRead, k recKey, where str
 		if val == nil {
 			return nil, fmt.Errorf("persist: load: part %s of %s is missing: %w", e.be.path(rels[i]), where, ErrCorrupt)
 		}
-		pt, err := decodePart(val)
+		pt, err := decodePart(val, formatRecords)
 		if err != nil {
 			return nil, fmt.Errorf("persist: load: part %s: %w", e.be.path(rels[i]), err)
 		}
@@ -257,15 +268,12 @@ func (e *engine) readJournal(ctx context.Context, raw *rawRead, man *manifest) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("persist: load: journal: %w", err)
 	}
-	var ops []lop
-	var fwid *string
-	var cur *lop
-	var curSize uint64
+	chunks := make([]*journalChunk, len(vals))
 	for i, val := range vals {
 		if val == nil {
 			return nil, nil, fmt.Errorf("persist: load: journal chunk %s is missing: %w", e.be.path(rels[i]), ErrCorrupt)
 		}
-		c, err := decodeJournal(val)
+		c, err := decodeJournal(val, e.format)
 		if err != nil {
 			return nil, nil, fmt.Errorf("persist: load: journal chunk %s: %w", e.be.path(rels[i]), err)
 		}
@@ -273,9 +281,23 @@ func (e *engine) readJournal(ctx context.Context, raw *rawRead, man *manifest) (
 			return nil, nil, fmt.Errorf("persist: load: journal chunk %s is chunk %d of generation %d: %w",
 				e.be.path(rels[i]), c.n, c.gen, ErrCorrupt)
 		}
+		chunks[i] = c
+	}
+	return opsFromChunks(chunks, func(i int) string { return "journal chunk " + e.be.path(rels[i]) })
+}
+
+// opsFromChunks turns the decoded chunks of one journal or log entry back
+// into logical ops, joining the fragments of values split across chunks;
+// name(i) names chunk i in errors.
+func opsFromChunks(chunks []*journalChunk, name func(i int) string) ([]lop, *string, error) {
+	var ops []lop
+	var fwid *string
+	var cur *lop
+	var curSize uint64
+	for i, c := range chunks {
 		for _, o := range c.ops {
 			bad := func(what string) error {
-				return fmt.Errorf("persist: load: journal chunk %s: %s: %w", e.be.path(rels[i]), what, ErrCorrupt)
+				return fmt.Errorf("persist: load: %s: %s: %w", name(i), what, ErrCorrupt)
 			}
 			if cur != nil && (o.code != jopPut || o.rec != cur.rec || o.offset != uint64(len(cur.data))) {
 				return nil, nil, bad("value of " + cur.rec.key + " is cut short")
@@ -297,6 +319,11 @@ func (e *engine) readJournal(ctx context.Context, raw *rawRead, man *manifest) (
 					if o.size > maxRecordCap {
 						return nil, nil, bad("value too large")
 					}
+					if uint64(len(o.frag)) == o.size {
+						// The whole value: keep the chunk's bytes.
+						ops = append(ops, lop{rec: o.rec, data: o.frag})
+						continue
+					}
 					curSize = o.size
 					ops = append(ops, lop{rec: o.rec, data: make([]byte, 0, len(o.frag))})
 					cur = &ops[len(ops)-1]
@@ -309,7 +336,7 @@ func (e *engine) readJournal(ctx context.Context, raw *rawRead, man *manifest) (
 		}
 	}
 	if cur != nil {
-		return nil, nil, fmt.Errorf("persist: load: journal of generation %d ends inside a value: %w", man.applyGen, ErrCorrupt)
+		return nil, nil, fmt.Errorf("persist: load: %s ends inside a value: %w", name(len(chunks)-1), ErrCorrupt)
 	}
 	return ops, fwid, nil
 }

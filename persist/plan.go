@@ -209,15 +209,14 @@ func (e *engine) applyPlan(v *view, p *planned) {
 	}
 }
 
-// migrateView upgrades a store read in an older format on its first
-// commit, after a successful Load. Format 1 is the only format so far; a
-// format 2 would rewrite the records and manifest here (in fenced,
-// journaled transactions) before the commit proceeds.
-func migrateView(v *view) error {
-	if v.man == nil || v.format == formatVersion {
+// migrateView refuses to commit over a store of another format than the
+// engine's: the engine writes format 1 only. (ZooKeeper's format 2 store
+// migrates format 1 stores itself; see zkmigrate.go.)
+func (e *engine) migrateView(v *view) error {
+	if v.man == nil || v.format == e.format {
 		return nil
 	}
-	return fmt.Errorf("persist: no migration from format %d to %d: %w", v.format, formatVersion, ErrNewerFormat)
+	return fmt.Errorf("persist: no migration from format %d to %d: %w", v.format, e.format, ErrNewerFormat)
 }
 
 // batchOps validates b and turns it into sorted logical ops: deletes

@@ -26,7 +26,8 @@ const (
 	// zkMaxOps keeps one multi to a size the server processes promptly.
 	zkMaxOps = 4096
 	// zkReadWorkers is how many reads Load keeps in flight on the one
-	// connection (the client pipelines them).
+	// connection (the client pipelines them; 64 reads shards about twice
+	// as fast as 16).
 	zkReadWorkers = 64
 )
 
@@ -49,8 +50,11 @@ type ZKOptions struct {
 	// quarters of it.
 	MaxRequestBytes int
 	// MaxMultiBytes is how many bytes one multi carries at most;
-	// DefaultZKMaxMultiBytes if 0. Larger multis make large commits
-	// faster and cost the server heap (see DefaultZKMaxMultiBytes).
+	// DefaultZKMaxMultiBytes if 0. Shards, log chunks and parts are kept
+	// to about half of it, so that a commit's log entry and a shard rewrite
+	// share one multi. Larger multis make large commits faster and Load
+	// read fewer, larger shards, and cost the server heap (see
+	// DefaultZKMaxMultiBytes).
 	MaxMultiBytes int
 	// MaxRecordBytes bounds one task record or entry;
 	// DefaultMaxRecordBytes if 0.
@@ -69,7 +73,11 @@ type ZKStore struct {
 	root     string // "<prefix>/<framework>"
 	acl      []zk.ACL
 	aclBytes int
-	eng      *engine
+	// pk is the format 2 store; eng the format 1 engine, which reads format
+	// 1 stores for their migration (and writes them in tests: format1).
+	pk      *packer
+	eng     *engine
+	format1 bool
 
 	// Guarded by eng.mu, like every backend call.
 	missing []string        // directory znodes to create before the next write
@@ -108,13 +116,17 @@ func NewZooKeeper(conn *zk.Conn, opts ZKOptions) (*ZKStore, error) {
 	for _, a := range acl {
 		s.aclBytes += len(a.Scheme) + len(a.ID) + 12
 	}
+	lim := txnLimits(zkMaxOps, opts.MaxMultiBytes, c.maxRecord, false)
 	s.eng = &engine{
 		framework: c.framework,
 		lay:       layout{buckets: true},
-		lim:       txnLimits(zkMaxOps, opts.MaxMultiBytes, c.maxRecord, false),
+		lim:       lim,
 		be:        s,
 		lg:        c.lg,
+		format:    formatRecords,
+		keepData:  true,
 	}
+	s.pk = newPacker(s, c, lim)
 	return s, nil
 }
 
@@ -123,15 +135,25 @@ func (s *ZKStore) Framework() string { return s.eng.framework }
 
 // Load syncs with the ZooKeeper leader and reads the framework's state,
 // reading the manifest again at the end and retrying if it changed.
-func (s *ZKStore) Load(ctx context.Context) (*Snapshot, error) { return s.eng.load(ctx) }
+func (s *ZKStore) Load(ctx context.Context) (*Snapshot, error) {
+	if s.format1 {
+		return s.eng.load(ctx)
+	}
+	return s.pk.load(ctx)
+}
 
-// Commit applies b if fence still holds; see Store.
+// Commit applies b if fence still holds; see Store. The first commit to a
+// store of format 1 migrates it to format 2.
 func (s *ZKStore) Commit(ctx context.Context, fence Fence, b Batch) (uint64, error) {
-	return s.eng.commit(ctx, fence, b)
+	if s.format1 {
+		return s.eng.commit(ctx, fence, b)
+	}
+	return s.pk.commit(ctx, fence, b)
 }
 
 // Close makes later calls fail. It does not close the connection.
 func (s *ZKStore) Close() error {
+	s.pk.close()
 	s.eng.close()
 	return nil
 }
@@ -148,24 +170,18 @@ func (s *ZKStore) cost(p *pop) int {
 	return len(s.root) + 1 + len(p.rel) + len(p.value) + s.aclBytes + 32
 }
 
-// layoutDirs lists the directory znodes below the root. Bucket znodes are
+// layoutDirs lists the directory znodes of format 1. Bucket znodes are
 // created with the first record that needs them.
 func layoutDirs() []string {
 	return []string{tasksDir, entriesDir, blobsDir, journalDir}
 }
 
-// read syncs, reads the manifest, lists the tree and reads every record.
+// read syncs, reads the manifest, lists the tree and reads every record:
+// the format 1 layout.
 func (s *ZKStore) read(ctx context.Context) (*rawRead, error) {
-	if _, err := s.conn.Sync(s.root); err != nil && !errors.Is(err, zk.ErrNoNode) {
-		return nil, fmt.Errorf("persist: load: sync %s: %w", s.root, err)
-	}
-	raw := &rawRead{manVer: -1, fetch: s.fetch}
-	data, st, err := s.conn.Get(s.path(manifestName))
-	switch {
-	case err == nil:
-		raw.hasMan, raw.manifest, raw.manVer, raw.zkManZxid = true, data, int64(st.Version), st.Mzxid
-	case !errors.Is(err, zk.ErrNoNode):
-		return nil, fmt.Errorf("persist: load: read %s: %w", s.path(manifestName), err)
+	raw, err := s.readManifest()
+	if err != nil {
+		return nil, err
 	}
 	s.missing = nil
 	s.buckets = map[string]bool{}
@@ -224,6 +240,11 @@ func (s *ZKStore) listTop(raw *rawRead) (map[string]bool, error) {
 			present[name] = true
 		case classManifest, classLeader:
 		default:
+			if name == shardsDir || name == logDir {
+				// An interrupted migration's: the migration deletes it.
+				raw.stray = append(raw.stray, name)
+				continue
+			}
 			raw.foreign = append(raw.foreign, name)
 		}
 	}
