@@ -83,10 +83,18 @@ func TestZombieLeaderStaysDeposed(t *testing.T) {
 		next := tp.WaitLeader(30*time.Second, zombie)
 		zombie.Cont()
 		// Give the zombie time to act on its stale view, if it would.
-		simtest.Eventually(t, 20*time.Second, "the zombie reports itself a standby", func() bool {
+		deadline := time.Now().Add(40 * time.Second)
+		for {
 			l, err := zombie.leader(context.Background())
-			return err == nil && !l.Self.Leading && l.Leader.ID == next.ID
-		})
+			if err == nil && !l.Self.Leading && l.Leader.ID == next.ID {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the zombie does not report itself a standby of %s within 40s: %+v, %v (running: %v)\n%s",
+					next.ID, l, err, zombie.Running(), tailLines(zombie.Log(), 60))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		time.Sleep(time.Second)
 		if n := tp.Subscribes(tk.Subscribed); n != 0 {
 			t.Fatalf("%d SUBSCRIBEs after the takeover: the zombie subscribed again", n)

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regent-sched/regent/integration/childproc"
 	"github.com/regent-sched/regent/integration/faultproxy"
 	"github.com/regent-sched/regent/integration/mesossim"
 	"github.com/regent-sched/regent/integration/testserver"
@@ -70,10 +71,8 @@ type Replica struct {
 	tp           *Topology
 	flags        []string
 	mu           sync.Mutex
-	cmd          *exec.Cmd
-	out          *bytes.Buffer
-	// done is closed when the current process has exited.
-	done chan struct{}
+	proc         *childproc.Process // the current process
+	out          *bytes.Buffer      // the current process's output
 }
 
 // Start builds regent (once per test binary), starts the store, mesos-sim
@@ -166,17 +165,16 @@ func (r *Replica) start(t testing.TB, bin string) {
 	}
 	args = append(args, r.tp.opts.Flags...)
 	args = append(args, r.flags...)
-	cmd := exec.Command(bin, args...)
 	out := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = &lockedWriter{mu: &r.mu, w: out}, &lockedWriter{mu: &r.mu, w: out}
-	cmd.SysProcAttr = procAttrs()
-	if err := cmd.Start(); err != nil {
+	p, err := childproc.Start(childproc.Config{
+		Argv:   append([]string{bin}, args...),
+		Output: &lockedWriter{mu: &r.mu, w: out},
+	})
+	if err != nil {
 		t.Fatalf("drill: start %s: %v", r.ID, err)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
 	r.mu.Lock()
-	r.cmd, r.out, r.done = cmd, out, done
+	r.proc, r.out = p, out
 	r.mu.Unlock()
 }
 
@@ -191,52 +189,68 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// PID is the replica's current process id.
-func (r *Replica) PID() int {
+// process returns the current process, nil before the first start.
+func (r *Replica) process() *childproc.Process {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.cmd.Process.Pid
+	return r.proc
 }
+
+// PID is the replica's current process id.
+func (r *Replica) PID() int { return r.process().PID() }
 
 // Running reports whether the replica's process is alive.
-func (r *Replica) Running() bool {
-	r.mu.Lock()
-	done := r.done
-	r.mu.Unlock()
-	select {
-	case <-done:
-		return false
-	default:
-		return true
-	}
-}
+func (r *Replica) Running() bool { return !r.process().Exited() }
 
-func (r *Replica) signal(sig syscall.Signal) {
+// running returns the current process, failing the test if it has exited.
+func (r *Replica) running(op string) *childproc.Process {
 	r.tp.t.Helper()
-	if err := syscall.Kill(r.PID(), sig); err != nil && sig != syscall.SIGCONT {
-		r.tp.t.Fatalf("drill: %v to %s: %v", sig, r.ID, err)
+	p := r.process()
+	if p.Exited() {
+		r.tp.t.Fatalf("drill: %s %s: not running (%s)", op, r.ID, p.ExitStatus())
 	}
+	return p
 }
 
 // Kill crashes the replica (SIGKILL) and waits until the process is gone.
 func (r *Replica) Kill() {
 	r.tp.t.Helper()
-	r.signal(syscall.SIGKILL)
-	r.wait(10 * time.Second)
+	if err := r.running("kill").Kill(); err != nil {
+		r.tp.t.Fatalf("drill: kill %s: %v", r.ID, err)
+	}
 }
 
 // Term stops the replica gracefully (SIGTERM) and waits for it to exit.
 func (r *Replica) Term() {
 	r.tp.t.Helper()
-	r.signal(syscall.SIGTERM)
-	r.wait(30 * time.Second)
+	p := r.running("term")
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		r.tp.t.Fatalf("drill: term %s: %v", r.ID, err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(30 * time.Second):
+		r.tp.t.Fatalf("drill: %s did not exit within 30s of SIGTERM", r.ID)
+	}
 }
 
-// Stop freezes the replica (SIGSTOP): a zombie leader when it leads.
-func (r *Replica) Stop() { r.tp.t.Helper(); r.signal(syscall.SIGSTOP) }
+// Stop freezes the replica (SIGSTOP) and waits until all its threads have
+// stopped: a zombie leader when it leads.
+func (r *Replica) Stop() {
+	r.tp.t.Helper()
+	if err := r.running("stop").Pause(); err != nil {
+		r.tp.t.Fatalf("drill: stop %s: %v", r.ID, err)
+	}
+}
 
-// Cont thaws a stopped replica (SIGCONT).
-func (r *Replica) Cont() { r.tp.t.Helper(); r.signal(syscall.SIGCONT) }
+// Cont thaws a stopped replica (SIGCONT). Thawing a replica that has
+// exited does nothing.
+func (r *Replica) Cont() {
+	r.tp.t.Helper()
+	if err := r.process().Resume(); err != nil {
+		r.tp.t.Fatalf("drill: cont %s: %v", r.ID, err)
+	}
+}
 
 // Restart starts the replica's process again after it exited.
 func (r *Replica) Restart() {
@@ -247,18 +261,6 @@ func (r *Replica) Restart() {
 	r.start(r.tp.t, Binary(r.tp.t))
 }
 
-func (r *Replica) wait(d time.Duration) {
-	r.tp.t.Helper()
-	r.mu.Lock()
-	done := r.done
-	r.mu.Unlock()
-	select {
-	case <-done:
-	case <-time.After(d):
-		r.tp.t.Fatalf("drill: %s did not exit within %v", r.ID, d)
-	}
-}
-
 // Log returns what the replica's processes printed so far.
 func (r *Replica) Log() string {
 	r.mu.Lock()
@@ -266,22 +268,24 @@ func (r *Replica) Log() string {
 	return r.out.String()
 }
 
+// stopAll asks every replica to exit (SIGTERM, after SIGCONT in case it
+// is stopped), waits up to 20 s for each, and kills what is left.
 func (tp *Topology) stopAll() {
+	var procs []*childproc.Process
 	for _, r := range tp.Replicas {
-		if r.Running() {
-			syscall.Kill(r.PID(), syscall.SIGCONT)
-			syscall.Kill(r.PID(), syscall.SIGTERM)
+		if p := r.process(); p != nil { // nil if its start failed
+			procs = append(procs, p)
+			p.Resume()
+			p.Signal(syscall.SIGTERM)
 		}
 	}
-	for _, r := range tp.Replicas {
-		r.mu.Lock()
-		done, cmd := r.done, r.cmd
-		r.mu.Unlock()
+	for _, p := range procs {
 		select {
-		case <-done:
+		case <-p.Done():
 		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
+			if err := p.Kill(); err != nil {
+				tp.t.Errorf("drill: %v", err)
+			}
 		}
 	}
 	if tp.t.Failed() {

@@ -14,11 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regent-sched/regent/integration/childproc"
 )
 
 // Defaults for process-based clusters, which lose and re-elect leaders on
@@ -52,9 +53,9 @@ type EtcdMember struct {
 	timeout   time.Duration
 
 	mu          sync.Mutex
-	proc        *childProcess // latest run; nil before the first start
-	wantRunning bool          // false after Kill, true after (re)start
-	stopped     bool          // SIGSTOPped and not yet SIGCONTed
+	proc        *childproc.Process // latest run; nil before the first start
+	wantRunning bool               // false after Kill, true after (re)start
+	stopped     bool               // SIGSTOPped and not yet SIGCONTed
 }
 
 // StartEtcdCluster starts an n-member etcd cluster (normally 1 or 3) as
@@ -176,7 +177,7 @@ func (c *EtcdCluster) killAll() []error {
 	for _, m := range c.members {
 		m.mu.Lock()
 		if m.proc != nil {
-			if err := m.proc.kill(); err != nil {
+			if err := m.proc.Kill(); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -337,14 +338,14 @@ func (m *EtcdMember) PID() int {
 	if m.proc == nil {
 		return 0
 	}
-	return m.proc.pid()
+	return m.proc.PID()
 }
 
 // Running reports whether the member process is alive and not stopped.
 func (m *EtcdMember) Running() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.proc != nil && !m.proc.exited() && !m.stopped
+	return m.proc != nil && !m.proc.Exited() && !m.stopped
 }
 
 // Kill sends SIGKILL to the member and waits until the process is reaped.
@@ -358,33 +359,36 @@ func (m *EtcdMember) Kill() {
 	if m.proc == nil {
 		return
 	}
-	if err := m.proc.kill(); err != nil {
+	if err := m.proc.Kill(); err != nil {
 		m.t.Fatalf("testserver: kill etcd member %s: %v", m.name, err)
 	}
 }
 
-// Stop freezes the member with SIGSTOP. It keeps its sockets open but
-// answers nothing until [EtcdMember.Cont].
+// Stop freezes the member with SIGSTOP and waits until all its threads
+// have stopped. It keeps its sockets open but answers nothing until
+// [EtcdMember.Cont].
 func (m *EtcdMember) Stop() {
 	m.t.Helper()
-	m.signal(syscall.SIGSTOP, true)
+	m.control("stop", (*childproc.Process).Pause, true)
 }
 
 // Cont resumes a member frozen by [EtcdMember.Stop] with SIGCONT.
 func (m *EtcdMember) Cont() {
 	m.t.Helper()
-	m.signal(syscall.SIGCONT, false)
+	m.control("cont", (*childproc.Process).Resume, false)
 }
 
-func (m *EtcdMember) signal(sig syscall.Signal, stopped bool) {
+// control applies f to the running member process and records whether it
+// is now stopped.
+func (m *EtcdMember) control(op string, f func(*childproc.Process) error, stopped bool) {
 	m.t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.proc == nil || m.proc.exited() {
-		m.t.Fatalf("testserver: send %v to etcd member %s: not running", sig, m.name)
+	if m.proc == nil || m.proc.Exited() {
+		m.t.Fatalf("testserver: %s etcd member %s: not running", op, m.name)
 	}
-	if err := m.proc.signal(sig); err != nil {
-		m.t.Fatalf("testserver: etcd member %s: %v", m.name, err)
+	if err := f(m.proc); err != nil {
+		m.t.Fatalf("testserver: %s etcd member %s: %v", op, m.name, err)
 	}
 	m.stopped = stopped
 }
@@ -400,7 +404,7 @@ func (m *EtcdMember) Restart() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.proc != nil {
-		if err := m.proc.kill(); err != nil {
+		if err := m.proc.Kill(); err != nil {
 			m.t.Fatalf("testserver: restart etcd member %s: %v", m.name, err)
 		}
 	}
@@ -417,10 +421,17 @@ func (m *EtcdMember) Restart() {
 func (m *EtcdMember) startLocked(state string) error {
 	argv := append([]string{m.bin}, m.args...)
 	argv = append(argv, "--initial-cluster-state", state)
-	// etcd reads ETCD_* variables as flags; keep the test's out.
-	p, err := startChild("etcd member "+m.name, argv, childEnv("ETCD_"), m.logPath)
+	f, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return err
+		return fmt.Errorf("start etcd member %s: open log: %w", m.name, err)
+	}
+	// The child has its own copy of the descriptor after Start.
+	defer f.Close()
+	fmt.Fprintf(f, "==== %s: starting %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(argv, " "))
+	// etcd reads ETCD_* variables as flags; keep the test's out.
+	p, err := childproc.Start(childproc.Config{Argv: argv, Env: childproc.Environ("ETCD_"), Output: f})
+	if err != nil {
+		return fmt.Errorf("start etcd member %s: %w", m.name, err)
 	}
 	m.proc = p
 	m.wantRunning = true
@@ -436,8 +447,8 @@ func (m *EtcdMember) waitListeningLocked() error {
 	}
 	deadline := time.Now().Add(m.timeout)
 	for {
-		if m.proc.exited() {
-			return fmt.Errorf("process exited while starting: %s", m.proc.exitStatus())
+		if m.proc.Exited() {
+			return fmt.Errorf("process exited while starting: %s", m.proc.ExitStatus())
 		}
 		conn, err := net.DialTimeout("tcp", u.Host, 500*time.Millisecond)
 		if err == nil {
@@ -458,8 +469,8 @@ func (m *EtcdMember) checkAlive() (bool, error) {
 	if !m.wantRunning || m.proc == nil {
 		return false, nil
 	}
-	if m.proc.exited() {
-		return false, fmt.Errorf("etcd member %s exited unexpectedly: %s", m.name, m.proc.exitStatus())
+	if m.proc.Exited() {
+		return false, fmt.Errorf("etcd member %s exited unexpectedly: %s", m.name, m.proc.ExitStatus())
 	}
 	return !m.stopped, nil
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,17 +29,6 @@ func TestIsAddrInUse(t *testing.T) {
 		if got := isAddrInUse(tc.err, tc.log); got != tc.want {
 			t.Errorf("isAddrInUse(%v, %q) = %v, want %v", tc.err, tc.log, got, tc.want)
 		}
-	}
-}
-
-func TestTailBuffer(t *testing.T) {
-	b := newTailBuffer(16)
-	for i := range 10 {
-		fmt.Fprintf(b, "line %d\n", i)
-	}
-	got := b.String()
-	if !strings.HasPrefix(got, "...\n") || !strings.HasSuffix(got, "line 9\n") || strings.Contains(got, "line 0") {
-		t.Fatalf("tail = %q, want a cut marker and only the last lines", got)
 	}
 }
 

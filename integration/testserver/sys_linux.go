@@ -3,16 +3,8 @@ package testserver
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"syscall"
 )
-
-// setChildAttrs makes the kernel SIGKILL the child if the thread that
-// started it dies, so a crashed or timed-out test binary leaves no servers
-// behind.
-func setChildAttrs(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
 
 // lockFile takes an exclusive advisory lock on path, creating the file if
 // needed, and returns the function that releases it. Test binaries of

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/regent-sched/regent/integration/childproc"
 )
 
 // Readiness polling.
@@ -21,19 +23,19 @@ const (
 // to ruok, its stat output shows it serving requests, and (where this can
 // be checked) it is p that listens on port, not another server that holds
 // it. It fails when p exits, after timeout, or when ctx is done.
-func waitServing(ctx context.Context, p *process, port int, timeout time.Duration) error {
+func waitServing(ctx context.Context, p *childproc.Process, port int, timeout time.Duration) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(probeInterval)
 	defer tick.Stop()
 	for {
-		if p.exited() {
-			return fmt.Errorf("exited while starting: %s", p.exitStatus())
+		if p.Exited() {
+			return fmt.Errorf("exited while starting: %s", p.ExitStatus())
 		}
 		last := probe(ctx, addr)
 		if last == nil {
-			switch mine, err := listens(p.pid(), port); {
+			switch mine, err := listens(p.PID(), port); {
 			case mine, errors.Is(err, errors.ErrUnsupported):
 				return nil // served by p, or no way to tell here
 			case err != nil:
@@ -47,7 +49,7 @@ func waitServing(ctx context.Context, p *process, port int, timeout time.Duratio
 			return fmt.Errorf("not serving yet (%v): %w", last, ctx.Err())
 		case <-deadline.C:
 			return fmt.Errorf("not serving after %v: %w", timeout, last)
-		case <-p.done:
+		case <-p.Done():
 		case <-tick.C:
 		}
 	}

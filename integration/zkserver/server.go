@@ -11,12 +11,20 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
+	"time"
+
+	"github.com/regent-sched/regent/integration/childproc"
 )
 
-// startAttempts is how many free ports Start tries when Options.Port is 0
-// and another process takes the chosen port first.
-const startAttempts = 3
+const (
+	// startAttempts is how many free ports Start tries when Options.Port
+	// is 0 and another process takes the chosen port first.
+	startAttempts = 3
+	// stopGrace is how long Stop waits after SIGTERM before SIGKILL.
+	stopGrace = 10 * time.Second
+	// outputTail is how many bytes of output a start error quotes.
+	outputTail = 4 << 10
+)
 
 // errClosed is returned by Restart after Close.
 var errClosed = errors.New("server closed")
@@ -39,8 +47,8 @@ type Server struct {
 	op     sync.Mutex // serialises the methods that change the process
 	closed bool       // guarded by op
 
-	mu   sync.Mutex // guards proc
-	proc *process   // latest run
+	mu   sync.Mutex         // guards proc
+	proc *childproc.Process // latest run
 }
 
 // Start starts a standalone ZooKeeper server as configured by opts and
@@ -73,7 +81,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if err == nil {
 			return s, nil
 		}
-		clash := s.proc != nil && strings.Contains(strings.ToLower(s.proc.out.String()), "address already in use")
+		clash := s.proc != nil && strings.Contains(strings.ToLower(s.proc.Tail()), "address already in use")
 		if opts.Port != 0 || !clash || attempt == startAttempts {
 			return nil, fmt.Errorf("start ZooKeeper: %w", errors.Join(err, s.release()))
 		}
@@ -152,8 +160,14 @@ func (s *Server) run(ctx context.Context) error {
 		serverMainClass,
 		s.cfgPath,
 	}
-	// Keep the caller's JVM tuning variables from changing the server.
-	p, err := startProcess(argv, childEnv("JAVA_TOOL_OPTIONS=", "JDK_JAVA_OPTIONS=", "_JAVA_OPTIONS="), s.log)
+	fmt.Fprintf(s.log, "==== %s: starting %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(argv, " "))
+	p, err := childproc.Start(childproc.Config{
+		Argv: argv,
+		// Keep the caller's JVM tuning variables from changing the server.
+		Env:       childproc.Environ("JAVA_TOOL_OPTIONS=", "JDK_JAVA_OPTIONS=", "_JAVA_OPTIONS="),
+		Output:    s.log,
+		TailBytes: outputTail,
+	})
 	if err != nil {
 		return err
 	}
@@ -164,18 +178,18 @@ func (s *Server) run(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	if kerr := p.kill(); kerr != nil {
+	if kerr := p.Kill(); kerr != nil {
 		err = errors.Join(err, kerr)
 	}
 	err = fmt.Errorf("server on %s: %w", s.Addr(), err)
-	if tail := p.out.String(); tail != "" {
+	if tail := p.Tail(); tail != "" {
 		err = fmt.Errorf("%w\nserver output (tail):\n%s", err, tail)
 	}
 	return err
 }
 
 // current returns the latest run.
-func (s *Server) current() *process {
+func (s *Server) current() *childproc.Process {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.proc
@@ -198,10 +212,10 @@ func (s *Server) DataDir() string { return s.dataDir }
 func (s *Server) LogPath() string { return s.logPath }
 
 // PID returns the process id of the server's latest run.
-func (s *Server) PID() int { return s.current().pid() }
+func (s *Server) PID() int { return s.current().PID() }
 
 // Running reports whether the server process is alive (it may be paused).
-func (s *Server) Running() bool { return !s.current().exited() }
+func (s *Server) Running() bool { return !s.current().Exited() }
 
 // Stop shuts the server down with SIGTERM and waits for it to exit,
 // killing it after 10 s or when ctx is done. Stopping a server that is not
@@ -209,7 +223,7 @@ func (s *Server) Running() bool { return !s.current().exited() }
 func (s *Server) Stop(ctx context.Context) error {
 	s.op.Lock()
 	defer s.op.Unlock()
-	if err := s.current().terminate(ctx); err != nil {
+	if err := s.current().Stop(ctx, stopGrace); err != nil {
 		return fmt.Errorf("stop ZooKeeper: %w", err)
 	}
 	return nil
@@ -220,7 +234,7 @@ func (s *Server) Stop(ctx context.Context) error {
 func (s *Server) Kill() error {
 	s.op.Lock()
 	defer s.op.Unlock()
-	if err := s.current().kill(); err != nil {
+	if err := s.current().Kill(); err != nil {
 		return fmt.Errorf("kill ZooKeeper: %w", err)
 	}
 	return nil
@@ -230,20 +244,20 @@ func (s *Server) Kill() error {
 // threads have stopped: connections stay open but nothing is answered, so
 // client sessions eventually time out.
 func (s *Server) Pause() error {
-	return s.whileRunning("pause", (*process).pause)
+	return s.whileRunning("pause", (*childproc.Process).Pause)
 }
 
 // Resume lets a server frozen by [Server.Pause] continue (SIGCONT).
 func (s *Server) Resume() error {
-	return s.whileRunning("resume", func(p *process) error { return p.signal(syscall.SIGCONT) })
+	return s.whileRunning("resume", (*childproc.Process).Resume)
 }
 
 // whileRunning applies f to the running process.
-func (s *Server) whileRunning(op string, f func(*process) error) error {
+func (s *Server) whileRunning(op string, f func(*childproc.Process) error) error {
 	s.op.Lock()
 	defer s.op.Unlock()
 	p := s.current()
-	if p.exited() {
+	if p.Exited() {
 		return fmt.Errorf("%s ZooKeeper: not running", op)
 	}
 	if err := f(p); err != nil {
@@ -264,7 +278,7 @@ func (s *Server) Restart(ctx context.Context) error {
 	if s.closed {
 		return fmt.Errorf("restart ZooKeeper: %w", errClosed)
 	}
-	if err := s.current().terminate(ctx); err != nil {
+	if err := s.current().Stop(ctx, stopGrace); err != nil {
 		return fmt.Errorf("restart ZooKeeper: %w", err)
 	}
 	if err := s.run(ctx); err != nil {
@@ -282,7 +296,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	err := s.current().terminate(context.Background())
+	err := s.current().Stop(context.Background(), stopGrace)
 	if err != nil {
 		err = fmt.Errorf("stop: %w", err)
 	}

@@ -1,23 +1,13 @@
 package zkserver
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
-
-// setChildAttrs makes the kernel SIGKILL the server if the thread that
-// started it dies, so a program that crashes or is killed leaves no server
-// behind.
-func setChildAttrs(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
 
 // listens reports whether process pid has a TCP socket listening on port,
 // by matching the listening sockets in /proc/<pid>/net/tcp{,6} against the
@@ -55,32 +45,4 @@ func listens(pid, port int) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// stopped reports whether every live thread of process pid is stopped, as
-// SIGSTOP leaves it once the kernel has stopped them all.
-func stopped(pid int) (bool, error) {
-	dir := fmt.Sprintf("/proc/%d/task", pid)
-	tasks, err := os.ReadDir(dir)
-	if err != nil {
-		return false, err
-	}
-	for _, task := range tasks {
-		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // the thread has exited
-		}
-		if err != nil {
-			return false, err
-		}
-		// "tid (comm) state ...", where comm may contain anything.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) {
-			return false, fmt.Errorf("parse %s/%s/stat: %q", dir, task.Name(), b)
-		}
-		if state := b[i+2]; !strings.ContainsRune("TtZX", rune(state)) { // stopped, traced, or dead
-			return false, nil
-		}
-	}
-	return true, nil
 }

@@ -16,10 +16,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/regent-sched/regent/cmd/regent/internal/api"
+	"github.com/regent-sched/regent/integration/childproc"
 	"github.com/regent-sched/regent/integration/mesossim"
 	"github.com/regent-sched/regent/integration/zkserver"
 )
@@ -161,7 +160,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		if reps[i], err = startChild(o.Exe, args, logPath, id, "http://"+addr); err != nil {
 			return err
 		}
-		say("%s: pid %d, http://%s/ (log %s)", id, reps[i].cmd.Process.Pid, addr, logPath)
+		say("%s: pid %d, http://%s/ (log %s)", id, reps[i].proc.PID(), addr, logPath)
 	}
 	return watch(ctx, o, reps, say)
 }
@@ -296,52 +295,37 @@ func startMesos(o Options, port int) (*mesossim.Cluster, error) {
 
 // child is one replica process.
 type child struct {
-	id, url string
-	cmd     *exec.Cmd
-	log     *os.File
-	done    chan struct{}
-	mu      sync.Mutex
-	err     error
+	id, url  string
+	proc     *childproc.Process
+	reported bool // its exit has been announced; touched only by watch
 }
 
+// startChild starts a replica with its output appended to logPath. The
+// replica is in a process group of its own, so that a Ctrl-C reaches it
+// only through regent dev's orderly stop, and gets SIGKILL from the kernel
+// when regent dev dies.
 func startChild(exe string, args []string, logPath, id, base string) (*child, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = childAttrs()
-	if err := cmd.Start(); err != nil {
-		f.Close()
+	// The child has its own copy of the descriptor after Start.
+	defer f.Close()
+	p, err := childproc.Start(childproc.Config{Argv: append([]string{exe}, args...), Output: f, OwnGroup: true})
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", id, err)
 	}
-	c := &child{id: id, url: base, cmd: cmd, log: f, done: make(chan struct{})}
-	go func() {
-		err := cmd.Wait()
-		c.mu.Lock()
-		c.err = err
-		c.mu.Unlock()
-		close(c.done)
-	}()
-	return c, nil
-}
-
-func (c *child) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
+	return &child{id: id, url: base, proc: p}, nil
 }
 
 // stopChildren sends SIGTERM to every replica, waits up to 15 s for them,
 // then SIGKILLs what is left.
 func stopChildren(reps []*child, log *zap.Logger) {
 	for _, c := range reps {
-		if c != nil && !c.exited() {
-			c.cmd.Process.Signal(syscall.SIGTERM)
+		if c != nil {
+			if err := c.proc.Signal(syscall.SIGTERM); err != nil {
+				log.Warn("cannot stop replica", zap.String("replica", c.id), zap.Error(err))
+			}
 		}
 	}
 	deadline := time.After(15 * time.Second)
@@ -350,13 +334,13 @@ func stopChildren(reps []*child, log *zap.Logger) {
 			continue
 		}
 		select {
-		case <-c.done:
+		case <-c.proc.Done():
 		case <-deadline:
 			log.Warn("replica did not stop in time; killing it", zap.String("replica", c.id))
-			c.cmd.Process.Kill()
-			<-c.done
+			if err := c.proc.Kill(); err != nil {
+				log.Warn("cannot kill replica", zap.String("replica", c.id), zap.Error(err))
+			}
 		}
-		c.log.Close()
 	}
 }
 
@@ -374,8 +358,9 @@ func watch(ctx context.Context, o Options, reps []*child, say func(string, ...an
 		case <-t.C:
 		}
 		for _, c := range reps {
-			if c.exited() && c.cmd.ProcessState != nil && !c.reported() {
-				say("%s exited (%v); the others carry on", c.id, c.cmd.ProcessState)
+			if c.proc.Exited() && !c.reported {
+				c.reported = true
+				say("%s exited (%s); the others carry on", c.id, c.proc.ExitStatus())
 			}
 		}
 		leader, subscribed := ask(ctx, hc, reps)
@@ -383,7 +368,7 @@ func watch(ctx context.Context, o Options, reps []*child, say func(string, ...an
 			var pid int
 			for _, c := range reps {
 				if c.id == leader {
-					pid = c.cmd.Process.Pid
+					pid = c.proc.PID()
 				}
 			}
 			say("leader: %s (pid %d). To watch a failover: kill -9 %d", leader, pid, pid)
@@ -396,24 +381,11 @@ func watch(ctx context.Context, o Options, reps []*child, say func(string, ...an
 	}
 }
 
-// reported marks an exit as announced; true if it already was.
-func (c *child) reported() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == errReported {
-		return true
-	}
-	c.err = errReported
-	return false
-}
-
-var errReported = errors.New("reported")
-
 // ask asks the live replicas who leads and whether the leader is
 // subscribed.
 func ask(ctx context.Context, hc *http.Client, reps []*child) (leader string, subscribed bool) {
 	for _, c := range reps {
-		if c.exited() {
+		if c.proc.Exited() {
 			continue
 		}
 		cl := api.Client{Base: c.url, HTTP: hc}
