@@ -28,7 +28,7 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-test: deps lint
+test: deps lint test-deploy
 	$(GO) test $(TEST_FLAGS) -timeout $(TEST_TIMEOUT) $(PKGS)
 
 # test-short skips nothing that needs a server; it only drops -race for a quicker loop.
@@ -62,3 +62,22 @@ bench:
 
 clean:
 	rm -rf $(BIN)
+
+# test-deploy: the chart and image tests in the separate deploy/ module (Helm 3 and 4 SDKs,
+# k8s.io/api, go-containerregistry: kept out of the binary's dependency graph). No -race: nothing
+# there is concurrent, and the race build of the SDKs would cost minutes.
+.PHONY: image test-deploy
+test-deploy:
+	cd deploy && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# image: the container image, offline (no Docker engine, no base image): a static binary stamped
+# with VERSION (the chart's appVersion unless given), assembled by deploy/image into
+# $(BIN)/regent-image (an OCI layout) and $(BIN)/regent-image.tar (for docker load or
+# kind load image-archive). The Dockerfile builds the same image with Docker.
+VERSION ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/regent/Chart.yaml)
+IMAGE   ?= ghcr.io/regent-sched/regent:$(VERSION)
+image:
+	@mkdir -p $(BIN)/image
+	CGO_ENABLED=0 $(GO) build -ldflags '-s -w -X main.version=$(VERSION)' -o $(BIN)/image/regent ./cmd/regent
+	cd deploy && $(GO) run ./image --binary $(abspath $(BIN))/image/regent --version $(VERSION) --tag $(IMAGE) \
+	  --layout $(abspath $(BIN))/regent-image --tar $(abspath $(BIN))/regent-image.tar

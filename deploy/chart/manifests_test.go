@@ -1,0 +1,152 @@
+package chart
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// manifests are the objects one rendering produced, decoded strictly into
+// their API types: an unknown or misspelt field, a duplicate key or a wrong
+// type is an error, as it would be for `kubectl apply --validate=strict`.
+type manifests struct {
+	statefulSets    []*appsv1.StatefulSet
+	services        []*corev1.Service
+	serviceAccounts []*corev1.ServiceAccount
+	pdbs            []*policyv1.PodDisruptionBudget
+	networkPolicies []*networkingv1.NetworkPolicy
+	serviceMonitors []*monitoringv1.ServiceMonitor
+	all             []metav1.Object
+	kinds           []string // "apps/v1 StatefulSet", in rendering order
+}
+
+// decode splits a rendered manifest stream and decodes each document into
+// the type of its apiVersion and kind; anything else is an error.
+func decode(stream string) (*manifests, error) {
+	m := &manifests{}
+	r := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(stream)))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			continue
+		}
+		var tm metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &tm); err != nil {
+			return nil, fmt.Errorf("not a Kubernetes object: %w\n%s", err, doc)
+		}
+		obj, err := m.add(tm)
+		if err != nil {
+			return nil, fmt.Errorf("%w\n%s", err, doc)
+		}
+		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+			return nil, fmt.Errorf("%s %s: strict decoding: %w\n%s", tm.APIVersion, tm.Kind, err, doc)
+		}
+		m.all = append(m.all, obj.(metav1.Object))
+		m.kinds = append(m.kinds, tm.APIVersion+" "+tm.Kind)
+	}
+	return m, nil
+}
+
+// add makes room for an object of tm's type and returns a pointer to it.
+func (m *manifests) add(tm metav1.TypeMeta) (any, error) {
+	switch tm.APIVersion + " " + tm.Kind {
+	case "apps/v1 StatefulSet":
+		o := &appsv1.StatefulSet{}
+		m.statefulSets = append(m.statefulSets, o)
+		return o, nil
+	case "v1 Service":
+		o := &corev1.Service{}
+		m.services = append(m.services, o)
+		return o, nil
+	case "v1 ServiceAccount":
+		o := &corev1.ServiceAccount{}
+		m.serviceAccounts = append(m.serviceAccounts, o)
+		return o, nil
+	case "policy/v1 PodDisruptionBudget":
+		o := &policyv1.PodDisruptionBudget{}
+		m.pdbs = append(m.pdbs, o)
+		return o, nil
+	case "networking.k8s.io/v1 NetworkPolicy":
+		o := &networkingv1.NetworkPolicy{}
+		m.networkPolicies = append(m.networkPolicies, o)
+		return o, nil
+	case "monitoring.coreos.com/v1 ServiceMonitor":
+		o := &monitoringv1.ServiceMonitor{}
+		m.serviceMonitors = append(m.serviceMonitors, o)
+		return o, nil
+	}
+	return nil, fmt.Errorf("unexpected object %s %s", tm.APIVersion, tm.Kind)
+}
+
+// stripComments drops whole-line comments (Helm's "# Source:" lines).
+func stripComments(doc []byte) []byte {
+	var out [][]byte
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
+			out = append(out, line)
+		}
+	}
+	return bytes.Join(out, []byte("\n"))
+}
+
+// statefulSet is the one StatefulSet, or fails t.
+func (m *manifests) statefulSet(t *testing.T) *appsv1.StatefulSet {
+	t.Helper()
+	if len(m.statefulSets) != 1 {
+		t.Fatalf("want 1 StatefulSet, got %d (%v)", len(m.statefulSets), m.kinds)
+	}
+	return m.statefulSets[0]
+}
+
+// service is the Service named name, or fails t.
+func (m *manifests) service(t *testing.T, name string) *corev1.Service {
+	t.Helper()
+	for _, s := range m.services {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no Service %q among %d", name, len(m.services))
+	return nil
+}
+
+// container is the regent container of sts, or fails t.
+func container(t *testing.T, sts *appsv1.StatefulSet) *corev1.Container {
+	t.Helper()
+	for i := range sts.Spec.Template.Spec.Containers {
+		if c := &sts.Spec.Template.Spec.Containers[i]; c.Name == "regent" {
+			return c
+		}
+	}
+	t.Fatal("no container named regent")
+	return nil
+}
+
+// envVar is the variable name of c, or nil.
+func envVar(c *corev1.Container, name string) *corev1.EnvVar {
+	for i := range c.Env {
+		if c.Env[i].Name == name {
+			return &c.Env[i]
+		}
+	}
+	return nil
+}
