@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/regent-sched/regent/persist"
@@ -72,6 +73,9 @@ type Term struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	resign func(context.Context) error
+	// until is the local deadline of the term as its elector last set it
+	// (unix nanoseconds; 0: unknown): the term ends then unless renewed.
+	until atomic.Int64
 
 	mu       sync.Mutex
 	resigned bool
@@ -80,6 +84,17 @@ type Term struct {
 func newTerm(fence persist.Fence, token int64, resign func(context.Context) error) *Term {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Term{Fence: fence, Token: token, Started: time.Now(), ctx: ctx, cancel: cancel, resign: resign}
+}
+
+// extend records the term's current local deadline.
+func (t *Term) extend(deadline time.Time) { t.until.Store(deadline.UnixNano()) }
+
+// deadline is the term's current local deadline, zero when unknown.
+func (t *Term) deadline() time.Time {
+	if n := t.until.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // Context is cancelled when the term ends; context.Cause tells why

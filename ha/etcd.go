@@ -201,6 +201,10 @@ func (e *EtcdElector) Campaign(ctx context.Context) (*Term, error) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		r.mu.Lock()
+		r.extend = term.extend
+		r.mu.Unlock()
+		term.extend(r.deadline())
 		e.watchTerm(term, r, key, get.Header.Revision)
 		cleanup()
 	}()
@@ -363,11 +367,12 @@ type renewer struct {
 	margin time.Duration
 	log    *zap.Logger
 
-	mu   sync.Mutex
-	last time.Time
-	why  string
-	lost chan struct{}
-	once sync.Once
+	mu     sync.Mutex
+	last   time.Time
+	extend func(time.Time) // tells the term its new deadline
+	why    string
+	lost   chan struct{}
+	once   sync.Once
 }
 
 func (r *renewer) deadline() time.Time {
@@ -433,7 +438,11 @@ func (r *renewer) run(ctx context.Context, sessionDone <-chan struct{}) {
 			case err == nil:
 				r.mu.Lock()
 				r.last = sent
+				extend := r.extend
 				r.mu.Unlock()
+				if extend != nil {
+					extend(r.deadline())
+				}
 				next.Reset(every)
 			case errors.Is(err, rpctypes.ErrLeaseNotFound):
 				r.giveUp("lease expired")

@@ -350,6 +350,13 @@ func (r *Runner[S]) lead(ctx context.Context, term *Term) (err error) {
 		}
 	}
 	switch {
+	case errors.Is(runErr, core.ErrFailedOver) && r.deposed(term):
+		// Another replica of the group took over while this one could not
+		// tell (a frozen or cut-off leader wakes up to its stream closed
+		// by the new leader's SUBSCRIBE): not fatal, the election goes on.
+		r.log.Info("framework failed over to the replica that took over from this term",
+			zap.Int64("term", term.Token), zap.NamedError("term_end", term.Err()))
+		return nil
 	case errors.Is(runErr, core.ErrFailedOver), errors.Is(runErr, core.ErrFrameworkRemoved):
 		return fmt.Errorf("%w: %w", ErrFatal, runErr)
 	case errors.Is(runErr, persist.ErrFenced):
@@ -358,6 +365,25 @@ func (r *Runner[S]) lead(ctx context.Context, term *Term) (err error) {
 		return runErr
 	}
 	return nil
+}
+
+// deposed reports whether term ends by the time its current local
+// deadline (plus a second) has passed. A "Framework failed over" while the
+// term still holds after that came from a scheduler outside the group.
+// Electors that do not report a deadline get StopTimeout.
+func (r *Runner[S]) deposed(term *Term) bool {
+	wait := r.cfg.StopTimeout
+	if d := term.deadline(); !d.IsZero() {
+		wait = time.Until(d) + time.Second
+	}
+	t := time.NewTimer(max(wait, 0))
+	defer t.Stop()
+	select {
+	case <-term.Done():
+		return true
+	case <-t.C:
+		return term.Err() != nil
+	}
 }
 
 func (r *Runner[S]) resign(term *Term) {

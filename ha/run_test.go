@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -257,5 +259,43 @@ func TestRunStepDownMovesLeadership(t *testing.T) {
 	fw := sim.Snapshot().Frameworks[0]
 	if fw.ID != fwID || fw.Counters.TasksLaunched != 2 || fw.Counters.DuplicateTaskIDs != 0 {
 		t.Fatalf("after two step-downs: %+v", fw)
+	}
+}
+
+// A scheduler outside the group subscribing with the framework's id while
+// this replica's term is valid is fatal ("Framework failed over" that no
+// replica of the group caused); the same error on a term that is ending is
+// not (a deposed leader's stream closed by its successor: see the drills).
+func TestRunOutsiderFailoverIsFatal(t *testing.T) {
+	cli := testserver.StartEtcd(t).Client(t)
+	sim := simtest.Start(t, 1, nil)
+	a := startReplica(t, cli, "a", []string{sim.URL()})
+	eventually(t, 15*time.Second, "a leads and runs its task", func() bool {
+		return a.r.Status().Ready && running(sim, 1)()
+	})
+	fwID := sim.Snapshot().Frameworks[0].ID
+	body := fmt.Sprintf(`{"type":"SUBSCRIBE","framework_id":{"value":%q},"subscribe":{"framework_info":{"user":"root","name":"hatest","id":{"value":%q},"failover_timeout":3600}}}`, fwID, fwID)
+	req, err := http.NewRequest("POST", sim.URL()+"/api/v1/scheduler", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("outsider SUBSCRIBE: %s", resp.Status)
+	}
+	select {
+	case err := <-a.done:
+		if !errors.Is(err, ErrFatal) || !errors.Is(err, core.ErrFailedOver) {
+			t.Fatalf("Run ended with %v, want ErrFatal wrapping core.ErrFailedOver", err)
+		}
+		a.done <- err
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not end after an outsider took the framework over")
 	}
 }

@@ -635,6 +635,7 @@ func (e *ZKElector) keep(term *Term, node string, czxid, session int64, answered
 		e.log.Warn("leadership in doubt: ending the term", zap.String("node", node), zap.String("reason", why))
 		term.lose(fmt.Errorf("%w: %s", ErrLeadershipLost, why))
 	}
+	term.extend(answered.Add(abdicate))
 	deadline := time.NewTimer(time.Until(answered.Add(abdicate)))
 	defer deadline.Stop()
 	for {
@@ -666,6 +667,7 @@ func (e *ZKElector) keep(term *Term, node string, czxid, session int64, answered
 			case p.err == nil && p.exists && p.stat.Czxid == czxid && p.stat.EphemeralOwner == session && e.conn.SessionID() == session:
 				if p.sent.After(answered) {
 					answered = p.sent
+					term.extend(answered.Add(abdicate))
 					deadline.Reset(time.Until(answered.Add(abdicate)))
 				}
 			case p.err == nil:
