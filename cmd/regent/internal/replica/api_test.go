@@ -26,6 +26,12 @@ func TestAPIOnTheLeader(t *testing.T) {
 		return code == 200
 	})
 
+	// Mesos may count a task RUNNING a moment before the scheduler has
+	// committed that update: wait for the scheduler's view.
+	eventually(t, 10*time.Second, "the leader's state shows 3 running tasks", func() bool {
+		_, _, body := call(t, "GET", r.base+"/v1/info", "")
+		return decode[api.Info](t, body).TasksByState["TASK_RUNNING"] == 3
+	})
 	code, hdr, body := call(t, "GET", r.base+"/v1/info", "")
 	info := decode[api.Info](t, body)
 	if code != 200 || hdr.Get(api.HeaderServedBy) != "r1" || info.Framework.ID == "" || !info.Subscribed ||

@@ -24,6 +24,10 @@ func TestStatusPageInABrowser(t *testing.T) {
 	eventually(t, 10*time.Second, "the standby sees the leader", func() bool {
 		return r2.Runner().Status().Leader.ID == "leader-one"
 	})
+	eventually(t, 10*time.Second, "the leader's state shows 3 running tasks", func() bool {
+		_, _, body := call(t, "GET", r1.base+"/v1/info", "")
+		return decode[api.Info](t, body).TasksByState["TASK_RUNNING"] == 3
+	})
 	_, _, body := call(t, "GET", r1.base+"/v1/info", "")
 	fwid := decode[api.Info](t, body).Framework.ID
 
