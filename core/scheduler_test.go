@@ -53,9 +53,8 @@ func (f perAgentFW) Handle(s perAgent, in Input) (perAgent, []Action) {
 
 // running is a scheduler under test.
 type running struct {
-	s      *Scheduler[perAgent]
-	cancel context.CancelFunc
-	done   chan error
+	s *Scheduler[perAgent]
+	*simtest.Background
 }
 
 func testConfig(t *testing.T, store persist.Store, fence persist.Fence, masters ...string) Config[perAgent] {
@@ -81,38 +80,14 @@ func start(t *testing.T, cfg Config[perAgent], snap *persist.Snapshot) *running 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{s: s, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- s.Run(ctx, snap) }()
+	r := &running{s: s, Background: simtest.Go(func(ctx context.Context) error { return s.Run(ctx, snap) })}
 	t.Cleanup(func() { r.stop(t) })
 	return r
 }
 
-func (r *running) stop(t *testing.T) error {
-	r.cancel()
-	select {
-	case err, ok := <-r.done:
-		if ok {
-			close(r.done)
-		}
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatal("scheduler did not stop within 10s")
-		return nil
-	}
-}
+func (r *running) stop(t *testing.T) error { return r.Stop(t, 10*time.Second) }
 
-func (r *running) wait(t *testing.T, d time.Duration) error {
-	t.Helper()
-	select {
-	case err := <-r.done:
-		close(r.done)
-		return err
-	case <-time.After(d):
-		t.Fatalf("scheduler still running after %v", d)
-		return nil
-	}
-}
+func (r *running) wait(t *testing.T, d time.Duration) error { t.Helper(); return r.Wait(t, d) }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -47,9 +47,8 @@ func onePerAgentFW(s onePerAgent, in core.Input) (onePerAgent, []core.Action) {
 
 // replica is one Runner with its own elector and store over a shared etcd.
 type replica struct {
-	r      *Runner[onePerAgent]
-	cancel context.CancelFunc
-	done   chan error
+	r *Runner[onePerAgent]
+	*simtest.Background
 }
 
 func startReplica(t *testing.T, cli *clientv3.Client, id string, masters []string) *replica {
@@ -80,9 +79,7 @@ func startReplica(t *testing.T, cli *clientv3.Client, id string, masters []strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rep := &replica{r: r, cancel: cancel, done: make(chan error, 1)}
-	go func() { rep.done <- r.Run(ctx) }()
+	rep := &replica{r: r, Background: simtest.Go(r.Run)}
 	t.Cleanup(func() {
 		rep.stop(t)
 		el.Close()
@@ -91,19 +88,7 @@ func startReplica(t *testing.T, cli *clientv3.Client, id string, masters []strin
 	return rep
 }
 
-func (rep *replica) stop(t *testing.T) error {
-	rep.cancel()
-	select {
-	case err, ok := <-rep.done:
-		if ok {
-			close(rep.done)
-		}
-		return err
-	case <-time.After(15 * time.Second):
-		t.Fatal("replica did not stop within 15s")
-		return nil
-	}
-}
+func (rep *replica) stop(t *testing.T) error { return rep.Stop(t, 15*time.Second) }
 
 var (
 	eventually = simtest.Eventually
@@ -183,14 +168,8 @@ func TestRunRefusesACorruptStore(t *testing.T) {
 	}
 	sim := simtest.Start(t, 1, nil)
 	a := startReplica(t, cli, "a", []string{sim.URL()})
-	select {
-	case err := <-a.done:
-		close(a.done)
-		if !errors.Is(err, ErrFatal) || !errors.Is(err, persist.ErrCorrupt) {
-			t.Fatalf("Run returned %v, want ErrFatal wrapping persist.ErrCorrupt", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run kept going on a corrupt store")
+	if err := a.Wait(t, 10*time.Second); !errors.Is(err, ErrFatal) || !errors.Is(err, persist.ErrCorrupt) {
+		t.Fatalf("Run returned %v, want ErrFatal wrapping persist.ErrCorrupt", err)
 	}
 	// Nothing was overwritten, and no framework registered.
 	got, _ := cli.Get(context.Background(), "/regent/hatest/manifest")
@@ -289,13 +268,7 @@ func TestRunOutsiderFailoverIsFatal(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("outsider SUBSCRIBE: %s", resp.Status)
 	}
-	select {
-	case err := <-a.done:
-		if !errors.Is(err, ErrFatal) || !errors.Is(err, core.ErrFailedOver) {
-			t.Fatalf("Run ended with %v, want ErrFatal wrapping core.ErrFailedOver", err)
-		}
-		a.done <- err
-	case <-time.After(15 * time.Second):
-		t.Fatal("Run did not end after an outsider took the framework over")
+	if err := a.Wait(t, 15*time.Second); !errors.Is(err, ErrFatal) || !errors.Is(err, core.ErrFailedOver) {
+		t.Fatalf("Run ended with %v, want ErrFatal wrapping core.ErrFailedOver", err)
 	}
 }

@@ -21,9 +21,8 @@ const settle = 15 * time.Second
 
 // scheduler is a core.Scheduler running the fleet framework under test.
 type scheduler struct {
-	s      *core.Scheduler[State]
-	cancel context.CancelFunc
-	done   chan error
+	s *core.Scheduler[State]
+	*simtest.Background
 }
 
 func startScheduler(t *testing.T, cfg Config, store persist.Store, fence persist.Fence, master string, snap *persist.Snapshot) *scheduler {
@@ -45,28 +44,13 @@ func startScheduler(t *testing.T, cfg Config, store persist.Store, fence persist
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &scheduler{s: s, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- s.Run(ctx, snap) }()
+	r := &scheduler{s: s, Background: simtest.Go(func(ctx context.Context) error { return s.Run(ctx, snap) })}
 	t.Cleanup(func() { r.stop(t) })
 	return r
 }
 
-// stop ends the scheduler and returns what Run returned; calling it again
-// returns nil.
-func (r *scheduler) stop(t *testing.T) error {
-	r.cancel()
-	select {
-	case err, ok := <-r.done:
-		if ok {
-			close(r.done)
-		}
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatal("scheduler did not stop within 10s")
-		return nil
-	}
-}
+// stop ends the scheduler and returns what Run returned.
+func (r *scheduler) stop(t *testing.T) error { return r.Stop(t, 10*time.Second) }
 
 func (r *scheduler) ask(t *testing.T, payload any) any {
 	t.Helper()

@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -43,9 +42,8 @@ func newEtcdWorld(t *testing.T, e *testserver.Etcd, agents int) *world {
 // running is one replica running in this process.
 type running struct {
 	*Replica
-	base   string
-	cancel context.CancelFunc
-	done   chan error
+	base string
+	run  *simtest.Background
 }
 
 // configFor builds a validated configuration from flags.
@@ -84,9 +82,7 @@ func (w *world) start(t *testing.T, cfg *config.Config, opts Options) *running {
 	if err != nil {
 		t.Fatalf("open %s: %v", cfg.ID, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rn := &running{Replica: r, base: r.Address(), cancel: cancel, done: make(chan error, 1)}
-	go func() { rn.done <- r.Run(ctx) }()
+	rn := &running{Replica: r, base: r.Address(), run: simtest.Go(r.Run)}
 	t.Cleanup(func() { rn.stop(t) })
 	return rn
 }
@@ -94,17 +90,7 @@ func (w *world) start(t *testing.T, cfg *config.Config, opts Options) *running {
 // stop stops the replica gracefully and returns Run's error.
 func (rn *running) stop(t *testing.T) error {
 	t.Helper()
-	rn.cancel()
-	select {
-	case err, ok := <-rn.done:
-		if ok {
-			close(rn.done)
-		}
-		return err
-	case <-time.After(30 * time.Second):
-		t.Fatalf("replica %s did not stop within 30s", rn.self.ID)
-		return nil
-	}
+	return rn.run.Stop(t, 30*time.Second)
 }
 
 // call sends a request and returns the status, headers and body.
