@@ -384,7 +384,12 @@ func (s *Scheduler[S]) Run(ctx context.Context, snap *persist.Snapshot) (err err
 		commits <- b
 		return nil
 	}
+	// The status is published every tick, and at once when the
+	// subscription changes (operators and drills wait on it).
+	var pubSubscribed bool
+	var pubMaster string
 	publish := func() {
+		pubSubscribed, pubMaster = subscribed, master
 		st := &Status{FrameworkID: m.frameworkID, Subscribed: subscribed, Master: master, Tasks: len(m.tasks),
 			TasksByState: map[string]int{}, Reconciliation: m.rec.status(), Counters: m.counters,
 			Commits: commitsN, Generation: generation}
@@ -409,7 +414,8 @@ func (s *Scheduler[S]) Run(ctx context.Context, snap *persist.Snapshot) (err err
 
 	ticker := time.NewTicker(cfg.TickInterval)
 	defer ticker.Stop()
-	defer publish()
+	// Once Run returns the connection is gone: the last status says so.
+	defer func() { subscribed = false; publish() }()
 	publish()
 	for {
 		select {
@@ -449,6 +455,9 @@ func (s *Scheduler[S]) Run(ctx context.Context, snap *persist.Snapshot) (err err
 		}
 		if err := flush(); err != nil {
 			return err
+		}
+		if subscribed != pubSubscribed || master != pubMaster {
+			publish()
 		}
 	}
 }

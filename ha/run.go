@@ -51,8 +51,13 @@ type Status struct {
 	// Leading is true while this replica holds a term.
 	Leading bool `json:"leading"`
 	// Ready is true once a leader's state is loaded and its scheduler runs
-	// (writes sent before that wait or are refused with ErrNotReady).
+	// (writes sent before that wait or are refused with ErrNotReady), until
+	// the term's work is asked to stop.
 	Ready bool `json:"ready"`
+	// Stopping is true from the moment a leader's work is asked to stop
+	// (term lost, step-down, shutdown) until its term is resigned: it no
+	// longer serves, and the next leader may already be elected.
+	Stopping bool `json:"stopping,omitempty"`
 	// Leader is who leads, as observed in the store (this replica included).
 	Leader LeaderInfo `json:"leader"`
 	// Term is this replica's fencing token while it leads.
@@ -279,12 +284,9 @@ func (r *Runner[S]) lead(ctx context.Context, term *Term) (err error) {
 		if err != nil {
 			reason = err.Error()
 		}
-		r.mu.Lock()
-		r.sched = nil
-		r.ready = make(chan struct{})
-		r.mu.Unlock()
+		r.unserve()
 		r.update(func(s *Status) {
-			s.Leading, s.Ready, s.Term = false, false, 0
+			s.Leading, s.Ready, s.Stopping, s.Term = false, false, false, 0
 			s.Transitions++
 			s.LastTransition, s.LastReason = time.Now(), reason
 		})
@@ -336,7 +338,12 @@ func (r *Runner[S]) lead(ctx context.Context, term *Term) (err error) {
 	var runErr error
 	select {
 	case runErr = <-done:
+		r.unserve()
 	case <-wctx.Done():
+		// A stopping scheduler serves nobody: its status (subscribed, the
+		// tasks) is about to be stale, and the next leader may already be
+		// elected before this one resigns.
+		r.unserve()
 		// The term ended or we are stopping: the work must return before we
 		// resign, and before the lease could have let another replica in.
 		t := time.NewTimer(r.cfg.StopTimeout)
@@ -383,6 +390,21 @@ func (r *Runner[S]) deposed(term *Term) bool {
 		return true
 	case <-t.C:
 		return term.Err() != nil
+	}
+}
+
+// unserve stops handing out this term's scheduler; requests that wait in
+// WaitReady then wait for a later term. Safe to call more than once.
+func (r *Runner[S]) unserve() {
+	r.mu.Lock()
+	served := r.sched != nil
+	if served {
+		r.sched = nil
+		r.ready = make(chan struct{})
+	}
+	r.mu.Unlock()
+	if served {
+		r.update(func(s *Status) { s.Ready, s.Stopping = false, true })
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,6 +54,12 @@ type replica struct {
 
 func startReplica(t *testing.T, cli *clientv3.Client, id string, masters []string) *replica {
 	t.Helper()
+	return startReplicaWith(t, cli, id, masters, nil)
+}
+
+// startReplicaWith lets a test change the Runner's config before New.
+func startReplicaWith(t *testing.T, cli *clientv3.Client, id string, masters []string, edit func(*Config[onePerAgent])) *replica {
+	t.Helper()
 	log := zaptest.NewLogger(t).Named(id)
 	el, err := NewEtcd(cli, EtcdOptions{Framework: "hatest", Candidate: Candidate{ID: id}, TTL: 2 * time.Second, Logger: log})
 	if err != nil {
@@ -62,7 +69,7 @@ func startReplica(t *testing.T, cli *clientv3.Client, id string, masters []strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(Config[onePerAgent]{
+	cfg := Config[onePerAgent]{
 		Elector: el,
 		Store:   store,
 		Scheduler: core.Config[onePerAgent]{
@@ -75,7 +82,11 @@ func startReplica(t *testing.T, cli *clientv3.Client, id string, masters []strin
 		},
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
 		Logger: log,
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,6 +249,66 @@ func TestRunStepDownMovesLeadership(t *testing.T) {
 	fw := sim.Snapshot().Frameworks[0]
 	if fw.ID != fwID || fw.Counters.TasksLaunched != 2 || fw.Counters.DuplicateTaskIDs != 0 {
 		t.Fatalf("after two step-downs: %+v", fw)
+	}
+}
+
+// From the moment a leader is asked to step down it serves nobody: the
+// next leader may be elected before it has resigned, and a request served
+// by its stopping scheduler would report a subscription that is gone (a
+// drill once took such an answer for the new leader's).
+func TestRunStoppingLeaderServesNobody(t *testing.T) {
+	cli := testserver.StartEtcd(t).Client(t)
+	sim := simtest.Start(t, 1, nil)
+	var mu sync.Mutex
+	var seen []Status
+	a := startReplicaWith(t, cli, "a", []string{sim.URL()}, func(c *Config[onePerAgent]) {
+		c.OnTransition = func(st Status) { mu.Lock(); seen = append(seen, st); mu.Unlock() }
+	})
+	var s *core.Scheduler[onePerAgent]
+	eventually(t, 15*time.Second, "a leads, subscribed", func() bool {
+		var err error
+		s, err = a.r.Scheduler()
+		return err == nil && s.Status().Subscribed
+	})
+	mu.Lock()
+	seen = nil
+	mu.Unlock()
+	if err := a.r.StepDown(); err != nil {
+		t.Fatal(err)
+	}
+	// a campaigns again and, alone, wins again: look at its first term's end.
+	over := -1
+	eventually(t, 10*time.Second, "a's term over", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, st := range seen {
+			if !st.Leading {
+				over = i
+				return true
+			}
+		}
+		return false
+	})
+	if s.Status().Subscribed {
+		t.Errorf("the stopped scheduler still says it is subscribed: %+v", s.Status())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	seen = seen[:over+1]
+	stopping := -1
+	for i, st := range seen {
+		if st.Stopping && stopping < 0 {
+			stopping = i
+			if st.Ready || !st.Leading {
+				t.Errorf("first stopping status %+v: want leading, not ready", st)
+			}
+		}
+		if st.Ready {
+			t.Errorf("status %d after the step-down is ready: %+v", i, st)
+		}
+	}
+	if stopping < 0 || seen[len(seen)-1].Leading || seen[len(seen)-1].Stopping {
+		t.Errorf("transitions after the step-down: %+v", seen)
 	}
 }
 

@@ -120,12 +120,10 @@ cut the network run inside Go tests (package integration/drill, make soak).`,
 // hand-over from the request to the next leader subscribed.
 func stepDownDrill(ctx context.Context, c api.Client, runs int, timeout time.Duration) (drillReport, error) {
 	rep := drillReport{Drill: "step-down", Asked: c.Base, Runs: []drillRun{}, Checks: []string{}, Violations: []string{}}
-	before, err := c.Info(ctx)
+	// A cluster in the middle of a takeover gets the timeout to settle.
+	before, err := waitNewLeader(ctx, c, "", timeout)
 	if err != nil {
-		return rep, fmt.Errorf("asking %s: %w", c.Base, err)
-	}
-	if before.Leader.ID == "" || !before.Subscribed {
-		return rep, fmt.Errorf("%s: no subscribed leader to start from", c.Base)
+		return rep, fmt.Errorf("%s: no leader to start from: %w", c.Base, err)
 	}
 	for i := 0; i < runs; i++ {
 		from, err := c.Info(ctx)

@@ -58,6 +58,7 @@ type (
 		Address        string    `json:"address"`
 		Leading        bool      `json:"leading"`
 		Ready          bool      `json:"ready"`
+		Stopping       bool      `json:"stopping,omitempty"`
 		Term           int64     `json:"term,omitempty"`
 		Transitions    int       `json:"transitions"`
 		LastTransition time.Time `json:"last_transition,omitzero"`

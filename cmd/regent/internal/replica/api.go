@@ -78,7 +78,7 @@ func (r *Replica) readyz(w http.ResponseWriter, _ *http.Request) {
 
 func (r *Replica) selfStatus() api.Self {
 	st := r.runner.Status()
-	return api.Self{ID: r.self.ID, Address: r.self.Address, Leading: st.Leading, Ready: st.Ready, Term: st.Term,
+	return api.Self{ID: r.self.ID, Address: r.self.Address, Leading: st.Leading, Ready: st.Ready, Stopping: st.Stopping, Term: st.Term,
 		Transitions: st.Transitions, LastTransition: st.LastTransition, LastReason: st.LastReason, Started: r.started}
 }
 
@@ -138,6 +138,10 @@ func (r *Replica) viaLeader(h func(http.ResponseWriter, *http.Request, *core.Sch
 			return
 		}
 		st := r.runner.Status()
+		if st.Stopping {
+			unavailable(w, fmt.Sprintf("%s is handing over its leadership; retry", r.self.ID))
+			return
+		}
 		if st.Leading {
 			ctx, cancel := context.WithTimeout(req.Context(), leaderWait)
 			s, err := r.runner.WaitReady(ctx)

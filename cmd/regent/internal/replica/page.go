@@ -116,6 +116,9 @@ func (r *Replica) pageFrameworkData(ctx context.Context, st ha.Status, d *pageDa
 		return
 	}
 	switch {
+	case st.Stopping:
+		d.DataErr = "this replica is handing over its leadership"
+		return
 	case st.Leading:
 		d.DataErr = "this replica was just elected and is loading the state"
 		return

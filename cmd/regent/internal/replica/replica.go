@@ -358,6 +358,8 @@ func (r *Replica) onTransition(st ha.Status) {
 	switch {
 	case st.Ready:
 		role = "leader"
+	case st.Stopping:
+		role = "leader (handing over)"
 	case st.Leading:
 		role = "leader (loading)"
 	}
