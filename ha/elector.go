@@ -75,7 +75,7 @@ type Term struct {
 	resign func(context.Context) error
 	// until is the local deadline of the term as its elector last set it
 	// (unix nanoseconds; 0: unknown): the term ends then unless renewed.
-	until atomic.Int64
+	until atomic.Pointer[time.Time] // with its monotonic reading
 
 	mu       sync.Mutex
 	resigned bool
@@ -87,12 +87,12 @@ func newTerm(fence persist.Fence, token int64, resign func(context.Context) erro
 }
 
 // extend records the term's current local deadline.
-func (t *Term) extend(deadline time.Time) { t.until.Store(deadline.UnixNano()) }
+func (t *Term) extend(deadline time.Time) { t.until.Store(&deadline) }
 
 // deadline is the term's current local deadline, zero when unknown.
 func (t *Term) deadline() time.Time {
-	if n := t.until.Load(); n != 0 {
-		return time.Unix(0, n)
+	if d := t.until.Load(); d != nil {
+		return *d
 	}
 	return time.Time{}
 }

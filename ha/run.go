@@ -381,6 +381,12 @@ func (r *Runner[S]) lead(ctx context.Context, term *Term) (err error) {
 func (r *Runner[S]) deposed(term *Term) bool {
 	wait := r.cfg.StopTimeout
 	if d := term.deadline(); !d.IsZero() {
+		if time.Now().After(d) {
+			// Past its own deadline the term is over, whether or not its
+			// monitor has noticed yet (a process thawed after SIGSTOP
+			// runs this before the monitor's goroutine does).
+			return true
+		}
 		wait = time.Until(d) + time.Second
 	}
 	t := time.NewTimer(max(wait, 0))
@@ -389,7 +395,8 @@ func (r *Runner[S]) deposed(term *Term) bool {
 	case <-term.Done():
 		return true
 	case <-t.C:
-		return term.Err() != nil
+		d := term.deadline()
+		return term.Err() != nil || (!d.IsZero() && time.Now().After(d))
 	}
 }
 

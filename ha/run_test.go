@@ -343,3 +343,42 @@ func TestRunOutsiderFailoverIsFatal(t *testing.T) {
 		t.Fatalf("Run ended with %v, want ErrFatal wrapping core.ErrFailedOver", err)
 	}
 }
+
+// deposed judges a "Framework failed over": a term past its own local
+// deadline is over even before its monitor noticed (a leader thawed after
+// SIGSTOP runs the check before the monitor's goroutine does); a term
+// that keeps being extended past the wait is not (an outsider subscribed).
+func TestDeposedJudgesByTheTermsDeadline(t *testing.T) {
+	r := &Runner[onePerAgent]{cfg: Config[onePerAgent]{StopTimeout: time.Second}}
+	frozen := newTerm(persist.Fence{}, 1, nil)
+	frozen.extend(time.Now().Add(-time.Minute))
+	start := time.Now()
+	if !r.deposed(frozen) || time.Since(start) > 500*time.Millisecond {
+		t.Errorf("a term past its deadline: not deposed at once (%v)", time.Since(start))
+	}
+
+	live := newTerm(persist.Fence{}, 2, nil)
+	live.extend(time.Now().Add(200 * time.Millisecond))
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the keepalive goes on
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				live.extend(time.Now().Add(200 * time.Millisecond))
+			}
+		}
+	}()
+	if r.deposed(live) {
+		t.Error("a term kept alive was judged deposed")
+	}
+
+	ended := newTerm(persist.Fence{}, 3, nil)
+	ended.extend(time.Now().Add(time.Hour))
+	ended.cancel(ErrLeadershipLost)
+	if !r.deposed(ended) {
+		t.Error("an ended term was not judged deposed")
+	}
+}
