@@ -90,11 +90,16 @@ func (p *Proxy) pipe(dst, src net.Conn, toClient bool) {
 	for {
 		n, err := src.Read(buf)
 		p.mu.Lock()
-		drop, delay, flowing := toClient && p.mute, p.delay, p.mode == forward
+		delay := p.delay
 		p.mu.Unlock()
 		if delay > 0 {
 			time.Sleep(delay)
 		}
+		// A chunk still on its way (delayed) when the path stalls is held
+		// too, as it would be on a real path.
+		p.mu.Lock()
+		drop, flowing := toClient && p.mute, p.mode == forward
+		p.mu.Unlock()
 		if n > 0 && !drop && flowing {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
@@ -127,6 +132,11 @@ func (p *Proxy) Stall() {
 func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.mode == stall {
+		// What they sent meanwhile is gone: close them rather than let
+		// them forward a stream with a hole in it.
+		p.closeConnsLocked()
+	}
 	p.mode = forward
 }
 

@@ -2,7 +2,10 @@ package faultproxy
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"net"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,8 +124,28 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("stalled = %d", p.Stalled())
 	}
 
-	// Heal: new connections work again.
+	// A chunk delayed when the path stalls is held too.
 	p.Heal()
+	c5, r5 := dial(t, p)
+	p.Delay(300 * time.Millisecond)
+	if _, err := fmt.Fprint(c5, "ping\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // read by the proxy, sleeping on its delay
+	p.Stall()
+	c5.SetReadDeadline(time.Now().Add(time.Second))
+	if got, err := r5.ReadString('\n'); err == nil {
+		t.Fatalf("a chunk delayed into a stall arrived: %q", got)
+	}
+	p.Delay(0)
+
+	// Heal: connections that were stalled are closed (they lost bytes);
+	// new connections work again.
+	p.Heal()
+	c3.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := c3.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a connection stalled before the heal: %v, want closed", err)
+	}
 	c4, r4 := dial(t, p)
 	if got, err := roundTrip(c4, r4, time.Second); err != nil || got != "ping\n" {
 		t.Fatalf("healed: %q %v", got, err)
