@@ -46,6 +46,7 @@ type Config struct {
 	ZKDigestFile     string
 	ZKSessionTimeout time.Duration
 	ElectionTTL      time.Duration
+	LoadTimeout      time.Duration
 
 	// This replica.
 	ID              string
@@ -105,6 +106,7 @@ func Register(fs *pflag.FlagSet) *Config {
 	fs.StringSliceVar(&c.ZKServers, "zk-servers", nil, "ZooKeeper servers (host:port, comma-separated); exactly one of --etcd-endpoints and --zk-servers")
 	fs.StringVar(&c.ZKDigestFile, "zk-digest-file", "", "file holding user:password for ZooKeeper digest authentication; regent's znodes then get a digest ACL for that user")
 	fs.DurationVar(&c.ZKSessionTimeout, "zk-session-timeout", 10*time.Second, "ZooKeeper session timeout; a leader cut off from ZooKeeper steps down after half of it")
+	fs.DurationVar(&c.LoadTimeout, "load-timeout", 30*time.Second, "how long a newly elected leader may take to load the state from the store; past it, it gives the leadership up and campaigns again")
 	fs.DurationVar(&c.ElectionTTL, "election-ttl", 5*time.Second, "etcd lease TTL of a replica's candidacy (whole seconds, 2s..60s): a crashed leader is replaced within about this long")
 
 	fs.StringVar(&c.ID, "id", host, "this replica's name, shown to the others and on the status page")

@@ -79,6 +79,7 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		{"zk server", []string{"--zk-servers", "zk:99999"}, nil, "", []string{"--zk-servers", "1..65535"}},
 		{"ttl too short", append([]string{"--election-ttl", "1s"}, etcd...), nil, "", []string{"--election-ttl", "REGENT_ELECTION_TTL", "2s to 60s"}},
 		{"ttl fraction", append([]string{"--election-ttl", "2500ms"}, etcd...), nil, "", []string{"whole seconds"}},
+		{"load timeout zero", append([]string{"--load-timeout", "0s"}, etcd...), nil, "", []string{"--load-timeout", "REGENT_LOAD_TIMEOUT", "must be positive"}},
 		{"session timeout", []string{"--zk-servers", "z:1", "--zk-session-timeout", "500ms"}, nil, "", []string{"--zk-session-timeout"}},
 		{"env duration", etcd, map[string]string{"REGENT_FAILOVER_TIMEOUT": "soon"}, "", []string{"REGENT_FAILOVER_TIMEOUT", "soon"}},
 		{"zero failover", append([]string{"--failover-timeout", "0s"}, etcd...), nil, "", []string{"--failover-timeout", "kills every task"}},

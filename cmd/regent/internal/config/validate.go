@@ -228,6 +228,9 @@ func (c *Config) validateReplica(v *validator) {
 			v.bad("auth-token-file", "%v", err)
 		}
 	}
+	if c.LoadTimeout <= 0 {
+		v.bad("load-timeout", "%v: must be positive", c.LoadTimeout)
+	}
 	if c.ShutdownTimeout <= 0 {
 		v.bad("shutdown-timeout", "%v: must be positive", c.ShutdownTimeout)
 	}

@@ -160,6 +160,7 @@ func Open(cfg *config.Config, log *zap.Logger, opts Options) (_ *Replica, err er
 		Store:        store,
 		Scheduler:    sc,
 		OnTransition: r.onTransition,
+		LoadTimeout:  r.cfg.LoadTimeout,
 		Logger:       log.Named("ha"),
 	})
 	if err != nil {
