@@ -31,6 +31,7 @@ type (
 			ID string `json:"id"`
 		} `json:"framework"`
 		Subscribed   bool           `json:"subscribed"`
+		Master       string         `json:"master"`
 		Tasks        int            `json:"tasks"`
 		TasksByState map[string]int `json:"tasks_by_state"`
 	}

@@ -44,16 +44,33 @@ type Options struct {
 	Flags []string
 	// Sim changes the simulator's configuration.
 	Sim func(*mesossim.Config)
+	// EtcdMembers > 1 runs etcd as a cluster of that many member
+	// processes (Topology.Etcd), for drills that kill members and lose
+	// the quorum; 0 or 1 is the embedded single server.
+	EtcdMembers int
+	// Masters (default 1) is how many mesos-sim masters run; with
+	// ZKMasters they publish the leading one in ZooKeeper (a server is
+	// started for them when the store is etcd) and the replicas are
+	// given --master zk://.../mesos, as in a production Mesos cluster.
+	// Replica.Mesos is nil then: the replicas dial the masters ZooKeeper
+	// names.
+	Masters   int
+	ZKMasters bool
 }
 
 // Topology is a running drill topology.
 type Topology struct {
-	t         testing.TB
-	opts      Options
-	Sim       *mesossim.Cluster
-	Replicas  []*Replica
-	storeAddr string
-	dir       string
+	t        testing.TB
+	opts     Options
+	Sim      *mesossim.Cluster
+	Replicas []*Replica
+	// Etcd is the etcd cluster when Options.EtcdMembers > 1; ZooKeeper
+	// the server of the store or of the masters' detection, if any.
+	Etcd       *testserver.EtcdCluster
+	ZooKeeper  *testserver.ZooKeeper
+	storeAddrs []string
+	masterSpec string // zk://... with ZKMasters
+	dir        string
 
 	mu    sync.Mutex
 	calls []mesossim.CallRecord
@@ -65,9 +82,9 @@ type Topology struct {
 type Replica struct {
 	ID  string
 	URL string
-	// Store and Mesos are the replica's paths to the store and to the
-	// simulated master.
-	Store, Mesos *faultproxy.Proxy
+	// Store and Mesos are the replica's paths to the store (every member)
+	// and to the simulated master.
+	Store, Mesos Path
 	tp           *Topology
 	flags        []string
 	mu           sync.Mutex
@@ -94,18 +111,37 @@ func Start(t testing.TB, o Options) *Topology {
 	if o.SessionTimeout == 0 {
 		o.SessionTimeout = 4 * time.Second
 	}
+	if o.Masters == 0 {
+		o.Masters = 1
+	}
 	tp := &Topology{t: t, opts: o, dir: t.TempDir()}
-	switch o.Store {
-	case "etcd":
+	startZK := func() {
+		tp.ZooKeeper = testserver.StartZooKeeper(t, testserver.WithZooKeeperSessionTimeouts(time.Second, time.Minute))
+	}
+	switch {
+	case o.Store == "etcd" && o.EtcdMembers > 1:
+		tp.Etcd = testserver.StartEtcdCluster(t, o.EtcdMembers)
+		for _, ep := range tp.Etcd.Endpoints() {
+			tp.storeAddrs = append(tp.storeAddrs, strings.TrimPrefix(ep, "http://"))
+		}
+	case o.Store == "etcd":
 		e := testserver.StartEtcd(t)
-		tp.storeAddr = strings.TrimPrefix(e.Endpoints()[0], "http://")
-	case "zk":
-		z := testserver.StartZooKeeper(t, testserver.WithZooKeeperSessionTimeouts(time.Second, time.Minute))
-		tp.storeAddr = z.Addr()
+		tp.storeAddrs = []string{strings.TrimPrefix(e.Endpoints()[0], "http://")}
+	case o.Store == "zk" && o.EtcdMembers <= 1:
+		startZK()
+		tp.storeAddrs = []string{tp.ZooKeeper.Addr()}
 	default:
-		t.Fatalf("drill: unknown store %q", o.Store)
+		t.Fatalf("drill: store %q with %d etcd members", o.Store, o.EtcdMembers)
 	}
 	cfg := mesossim.FastConfig()
+	cfg.Masters = o.Masters
+	if o.ZKMasters {
+		if tp.ZooKeeper == nil {
+			startZK()
+		}
+		cfg.ZooKeeper, cfg.ZKPath = tp.ZooKeeper.Servers(), "/mesos"
+		tp.masterSpec = "zk://" + tp.ZooKeeper.Addr() + "/mesos"
+	}
 	cfg.OnCall = func(r mesossim.CallRecord) {
 		tp.mu.Lock()
 		tp.calls = append(tp.calls, r)
@@ -127,12 +163,7 @@ func Start(t testing.TB, o Options) *Topology {
 	tp.Sim = sim
 	bin := Binary(t)
 	for i := 0; i < o.Replicas; i++ {
-		r := &Replica{ID: fmt.Sprintf("r%d", i+1), tp: tp}
-		r.URL = "http://" + freeAddr(t)
-		r.Store = startProxy(t, tp.storeAddr)
-		r.Mesos = startProxy(t, strings.TrimPrefix(sim.URL(), "http://"))
-		tp.Replicas = append(tp.Replicas, r)
-		r.start(t, bin)
+		tp.newReplica(fmt.Sprintf("r%d", i+1), nil).start(t, bin)
 	}
 	t.Cleanup(tp.stopAll)
 	return tp
@@ -143,25 +174,38 @@ func Start(t testing.TB, o Options) *Topology {
 // election and its fencing).
 func (tp *Topology) AddReplica(id string, flags ...string) *Replica {
 	tp.t.Helper()
-	r := &Replica{ID: id, tp: tp, flags: flags}
-	r.URL = "http://" + freeAddr(tp.t)
-	r.Store = startProxy(tp.t, tp.storeAddr)
-	r.Mesos = startProxy(tp.t, strings.TrimPrefix(tp.Sim.URL(), "http://"))
-	tp.Replicas = append(tp.Replicas, r)
+	r := tp.newReplica(id, flags)
 	r.start(tp.t, Binary(tp.t))
+	return r
+}
+
+// newReplica sets up a replica's address and fault proxies.
+func (tp *Topology) newReplica(id string, flags []string) *Replica {
+	r := &Replica{ID: id, tp: tp, flags: flags, URL: "http://" + freeAddr(tp.t)}
+	for _, a := range tp.storeAddrs {
+		r.Store = append(r.Store, startProxy(tp.t, a))
+	}
+	if tp.masterSpec == "" {
+		r.Mesos = Path{startProxy(tp.t, strings.TrimPrefix(tp.Sim.URL(), "http://"))}
+	}
+	tp.Replicas = append(tp.Replicas, r)
 	return r
 }
 
 func (r *Replica) start(t testing.TB, bin string) {
 	t.Helper()
 	addr := strings.TrimPrefix(r.URL, "http://")
+	master := r.tp.masterSpec
+	if master == "" {
+		master = "http://" + r.Mesos.Addrs()[0]
+	}
 	args := []string{"run", "--id", r.ID, "--name", "drill", "--listen", addr, "--advertise-url", r.URL,
-		"--master", "http://" + r.Mesos.Addr(), "--log-format", "console", "--log-level", "debug", "--failover-timeout", "1h",
+		"--master", master, "--log-format", "console", "--log-level", "debug", "--failover-timeout", "1h",
 		"--relaunch-backoff-min", "100ms", "--relaunch-backoff-max", "2s", "--shutdown-timeout", "10s"}
 	if r.tp.opts.Store == "zk" {
-		args = append(args, "--zk-servers", r.Store.Addr(), "--zk-session-timeout", r.tp.opts.SessionTimeout.String())
+		args = append(args, "--zk-servers", strings.Join(r.Store.Addrs(), ","), "--zk-session-timeout", r.tp.opts.SessionTimeout.String())
 	} else {
-		args = append(args, "--etcd-endpoints", "http://"+r.Store.Addr(), "--election-ttl", r.tp.opts.ElectionTTL.String())
+		args = append(args, "--etcd-endpoints", "http://"+strings.Join(r.Store.Addrs(), ",http://"), "--election-ttl", r.tp.opts.ElectionTTL.String())
 	}
 	args = append(args, r.tp.opts.Flags...)
 	args = append(args, r.flags...)
@@ -290,7 +334,7 @@ func (tp *Topology) stopAll() {
 	}
 	if tp.t.Failed() {
 		for _, r := range tp.Replicas {
-			tp.t.Logf("--- log of %s ---\n%s", r.ID, tailLines(r.Log(), 80))
+			tp.t.Logf("--- log of %s ---\n%s", r.ID, tailLines(r.Log(), 300))
 		}
 	}
 }

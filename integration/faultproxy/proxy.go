@@ -81,29 +81,50 @@ func (p *Proxy) serve() {
 	}
 }
 
-// pipe copies src to dst; toClient is the server's direction.
+// pipe copies src to dst; toClient is the server's direction. Each chunk
+// is delivered its delay after it was read (latency, not a throughput
+// limit: chunks read together arrive together), unless the path is
+// stalled or muted by then.
 func (p *Proxy) pipe(dst, src net.Conn, toClient bool) {
 	defer p.wg.Done()
 	defer src.Close()
 	defer dst.Close()
+	type chunk struct {
+		b   []byte
+		due time.Time
+	}
+	q := make(chan chunk, 1024)
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for c := range q {
+			if d := time.Until(c.due); d > 0 {
+				time.Sleep(d)
+			}
+			p.mu.Lock()
+			drop, flowing := toClient && p.mute, p.mode == forward
+			p.mu.Unlock()
+			if drop || !flowing {
+				continue
+			}
+			if _, err := dst.Write(c.b); err != nil {
+				src.Close() // unblock the reader
+				for range q {
+				}
+				return
+			}
+		}
+	}()
+	defer func() { <-wrote }()
+	defer close(q)
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		p.mu.Lock()
-		delay := p.delay
-		p.mu.Unlock()
-		if delay > 0 {
-			time.Sleep(delay)
-		}
-		// A chunk still on its way (delayed) when the path stalls is held
-		// too, as it would be on a real path.
-		p.mu.Lock()
-		drop, flowing := toClient && p.mute, p.mode == forward
-		p.mu.Unlock()
-		if n > 0 && !drop && flowing {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
+		if n > 0 {
+			p.mu.Lock()
+			delay := p.delay
+			p.mu.Unlock()
+			q <- chunk{b: append([]byte(nil), buf[:n]...), due: time.Now().Add(delay)}
 		}
 		if err != nil {
 			return
