@@ -43,7 +43,10 @@ const ReconcileBound = 5 * time.Second
 //     ReconcileBound, unless it was superseded first;
 //   - one-per-slot: no agent runs two tasks of the framework, no task id
 //     was launched twice;
-//   - forgotten: every task Mesos runs is in the leader's state.
+//   - forgotten: every task Mesos runs is in the leader's state;
+//   - acked-before-commit: when an ACKNOWLEDGE reached Mesos, the store
+//     (read right then, before Mesos handled it) already held what the
+//     acknowledged update said.
 func (tp *Topology) Check(ctx context.Context) []Violation {
 	calls := tp.Calls()
 	var out []Violation
@@ -82,6 +85,11 @@ func (tp *Topology) Check(ctx context.Context) []Violation {
 		}
 		if c.StreamID != current {
 			add("deposed-leader", c.At, "%s accepted on stream %s after stream %s subscribed", c.Type, c.StreamID, current)
+		}
+		if c.Type == "ACKNOWLEDGE" && c.AckedState != "" && c.FrameworkID == framework {
+			if msg := tp.acks.judge(c.TaskID, c.AckUUID, c.AckedState); msg != "" {
+				add("acked-before-commit", c.At, "task %s: %s", c.TaskID, msg)
+			}
 		}
 	}
 	for i, s := range subs {

@@ -1,7 +1,13 @@
 package drill
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,4 +42,136 @@ func TestCheckerCatchesAReplicaOutsideTheElection(t *testing.T) {
 		t.Errorf("a violation does not show the calls around it: %s", s)
 	}
 	rogue.Kill()
+}
+
+// TestCheckerCatchesAnAckBeforeCommit plants a scheduler that
+// acknowledges without committing: it takes the framework over (the
+// group's replica is gone), kills a task and acknowledges TASK_KILLED
+// while the store still holds the task RUNNING. Before it, the topology
+// passes.
+func TestCheckerCatchesAnAckBeforeCommit(t *testing.T) {
+	tp := Start(t, Options{Replicas: 1})
+	leader, fwid := firstLeader(t, tp)
+	tp.MustPass(context.Background())
+	leader.Kill()
+
+	victim := tp.Sim.Snapshot().Frameworks[0].Tasks[0]
+	rogue := subscribeRogue(t, tp.Sim.URL(), fwid)
+	rogue.call(t, fmt.Sprintf(`{"type":"KILL","kill":{"task_id":{"value":%q},"agent_id":{"value":%q}}}`, victim.ID, victim.AgentID))
+	st := rogue.update(t, victim.ID, "TASK_KILLED")
+	rogue.call(t, fmt.Sprintf(`{"type":"ACKNOWLEDGE","acknowledge":{"task_id":{"value":%q},"agent_id":{"value":%q},"uuid":%q}}`,
+		victim.ID, victim.AgentID, st.UUID))
+
+	var found bool
+	vs := tp.Check(context.Background())
+	for _, v := range vs {
+		if v.Rule == "acked-before-commit" && strings.Contains(v.Detail, victim.ID) && strings.Contains(v.Detail, "TASK_RUNNING") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the checker did not report the ack before the commit; it reported %v", vs)
+	}
+}
+
+// rogue is a bare scheduler speaking the v1 JSON API by hand.
+type rogue struct {
+	url, fwid, stream string
+	events            chan rogueEvent
+}
+
+type rogueEvent struct {
+	Type   string `json:"type"`
+	Update *struct {
+		Status struct {
+			TaskID struct {
+				Value string `json:"value"`
+			} `json:"task_id"`
+			State string `json:"state"`
+			UUID  string `json:"uuid"`
+		} `json:"status"`
+	} `json:"update"`
+}
+
+func subscribeRogue(t *testing.T, url, fwid string) *rogue {
+	t.Helper()
+	body := fmt.Sprintf(`{"type":"SUBSCRIBE","framework_id":{"value":%q},"subscribe":{"framework_info":{"user":"root","name":"drill","id":{"value":%q},"failover_timeout":3600}}}`, fwid, fwid)
+	req, err := http.NewRequest("POST", url+"/api/v1/scheduler", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("rogue SUBSCRIBE: %v %v", resp, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	r := &rogue{url: url, fwid: fwid, stream: resp.Header.Get("Mesos-Stream-Id"), events: make(chan rogueEvent, 1024)}
+	go func() { // RecordIO: "<length>\n<record>"
+		defer close(r.events)
+		br := bufio.NewReader(resp.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			n, err := strconv.Atoi(strings.TrimSpace(line))
+			if err != nil || n > 1<<20 {
+				return
+			}
+			rec := make([]byte, n)
+			if _, err := io.ReadFull(br, rec); err != nil {
+				return
+			}
+			var ev rogueEvent
+			if json.Unmarshal(rec, &ev) == nil {
+				select {
+				case r.events <- ev:
+				default: // nobody reads heartbeats and offers; drop
+				}
+			}
+		}
+	}()
+	return r
+}
+
+func (r *rogue) call(t *testing.T, body string) {
+	t.Helper()
+	body = strings.Replace(body, "{", fmt.Sprintf(`{"framework_id":{"value":%q},`, r.fwid), 1)
+	req, err := http.NewRequest("POST", r.url+"/api/v1/scheduler", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Mesos-Stream-Id", r.stream)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("rogue call %s: %d %s", body, resp.StatusCode, msg)
+	}
+}
+
+// update waits for the task's update with the given state.
+func (r *rogue) update(t *testing.T, task, state string) (st struct{ UUID string }) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-r.events:
+			if !ok {
+				t.Fatal("rogue: the stream ended")
+			}
+			if ev.Type == "UPDATE" && ev.Update.Status.TaskID.Value == task && ev.Update.Status.State == state {
+				st.UUID = ev.Update.Status.UUID
+				return st
+			}
+		case <-timeout:
+			t.Fatalf("rogue: no %s update for %s", state, task)
+		}
+	}
 }

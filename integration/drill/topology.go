@@ -28,6 +28,7 @@ import (
 	"github.com/regent-sched/regent/integration/faultproxy"
 	"github.com/regent-sched/regent/integration/mesossim"
 	"github.com/regent-sched/regent/integration/testserver"
+	"github.com/regent-sched/regent/persist"
 )
 
 // Options describe a topology.
@@ -71,6 +72,8 @@ type Topology struct {
 	storeAddrs []string
 	masterSpec string // zk://... with ZKMasters
 	dir        string
+
+	acks *ackWatch
 
 	mu    sync.Mutex
 	calls []mesossim.CallRecord
@@ -118,21 +121,30 @@ func Start(t testing.TB, o Options) *Topology {
 	startZK := func() {
 		tp.ZooKeeper = testserver.StartZooKeeper(t, testserver.WithZooKeeperSessionTimeouts(time.Second, time.Minute))
 	}
+	var store persist.Store
+	var err error
 	switch {
 	case o.Store == "etcd" && o.EtcdMembers > 1:
 		tp.Etcd = testserver.StartEtcdCluster(t, o.EtcdMembers)
 		for _, ep := range tp.Etcd.Endpoints() {
 			tp.storeAddrs = append(tp.storeAddrs, strings.TrimPrefix(ep, "http://"))
 		}
+		store, err = persist.NewEtcd(tp.Etcd.Client(t), persist.EtcdOptions{Framework: "drill"})
 	case o.Store == "etcd":
 		e := testserver.StartEtcd(t)
 		tp.storeAddrs = []string{strings.TrimPrefix(e.Endpoints()[0], "http://")}
+		store, err = persist.NewEtcd(e.Client(t), persist.EtcdOptions{Framework: "drill"})
 	case o.Store == "zk" && o.EtcdMembers <= 1:
 		startZK()
 		tp.storeAddrs = []string{tp.ZooKeeper.Addr()}
+		store, err = persist.NewZooKeeper(tp.ZooKeeper.Conn(t), persist.ZKOptions{Framework: "drill"})
 	default:
 		t.Fatalf("drill: store %q with %d etcd members", o.Store, o.EtcdMembers)
 	}
+	if err != nil {
+		t.Fatalf("drill: the checker's store reader: %v", err)
+	}
+	tp.acks = newAckWatch(store)
 	cfg := mesossim.FastConfig()
 	cfg.Masters = o.Masters
 	if o.ZKMasters {
@@ -142,6 +154,7 @@ func Start(t testing.TB, o Options) *Topology {
 		cfg.ZooKeeper, cfg.ZKPath = tp.ZooKeeper.Servers(), "/mesos"
 		tp.masterSpec = "zk://" + tp.ZooKeeper.Addr() + "/mesos"
 	}
+	cfg.BeforeCall = tp.acks.before
 	cfg.OnCall = func(r mesossim.CallRecord) {
 		tp.mu.Lock()
 		tp.calls = append(tp.calls, r)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"go.uber.org/zap"
 )
 
@@ -71,6 +72,12 @@ type Config struct {
 	// and must not call the Cluster. Drills time failovers and check that
 	// no deposed scheduler's call was accepted with it.
 	OnCall func(CallRecord)
+	// BeforeCall, when set, is called with every valid non-SUBSCRIBE call
+	// before the master handles it, without the cluster's lock: it may
+	// take a moment (a drill reads the scheduler's store there, to check
+	// that an update was committed before it was acknowledged), and the
+	// call waits for it. It must not change the call.
+	BeforeCall func(*scheduler.Call)
 }
 
 // FastConfig returns a configuration whose intervals are milliseconds

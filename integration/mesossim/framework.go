@@ -16,7 +16,8 @@ type framework struct {
 	id   string
 	info mesos.FrameworkInfo
 
-	stream    *stream // nil while disconnected
+	lastAcked mesos.TaskState // state of the update the latest ACKNOWLEDGE released
+	stream    *stream         // nil while disconnected
 	connected bool
 	// known is false for a framework the current leading master has not
 	// heard of yet (after a master failover, until it re-subscribes or an

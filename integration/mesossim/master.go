@@ -1,6 +1,7 @@
 package mesossim
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -100,6 +101,9 @@ func (m *master) scheduler(w http.ResponseWriter, r *http.Request) {
 	if call.Type == scheduler.Call_SUBSCRIBE {
 		m.subscribe(w, r, call)
 		return
+	}
+	if c.cfg.BeforeCall != nil {
+		c.cfg.BeforeCall(call)
 	}
 	code, msg := c.dispatch(call, r.Header.Get("Mesos-Stream-Id"), isJSON)
 	if code >= 400 {
@@ -231,12 +235,35 @@ func (c *Cluster) isStalled() bool {
 func (c *Cluster) dispatch(call *scheduler.Call, streamID string, isJSON bool) (int, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var ack CallRecord
+	if a := call.Acknowledge; call.Type == scheduler.Call_ACKNOWLEDGE && a != nil {
+		ack.TaskID, ack.AckUUID = a.TaskID.Value, hex.EncodeToString(a.UUID)
+		acks := c.ackCount(call)
+		code, msg := c.dispatchLocked(call, streamID)
+		if code < 300 && c.ackCount(call) > acks {
+			ack.AckedState = c.frameworks[call.FrameworkID.Value].lastAcked.String()
+		}
+		c.recordCall(call, streamID, code, ack)
+		return code, msg
+	}
 	code, msg := c.dispatchLocked(call, streamID)
+	c.recordCall(call, streamID, code, ack)
+	return code, msg
+}
+
+func (c *Cluster) recordCall(call *scheduler.Call, streamID string, code int, ack CallRecord) {
 	if c.cfg.OnCall != nil {
 		c.cfg.OnCall(CallRecord{At: time.Now(), FrameworkID: call.FrameworkID.GetValue(), Type: call.Type.String(),
-			StreamID: streamID, Status: code})
+			StreamID: streamID, Status: code, TaskID: ack.TaskID, AckUUID: ack.AckUUID, AckedState: ack.AckedState})
 	}
-	return code, msg
+}
+
+// ackCount is how many acks the call's framework had released so far.
+func (c *Cluster) ackCount(call *scheduler.Call) int {
+	if fw := c.frameworks[call.FrameworkID.GetValue()]; fw != nil {
+		return fw.counters.Acks
+	}
+	return 0
 }
 
 func (c *Cluster) dispatchLocked(call *scheduler.Call, streamID string) (int, string) {

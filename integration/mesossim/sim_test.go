@@ -2,8 +2,10 @@ package mesossim
 
 import (
 	"bytes"
+	"encoding/hex"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,7 +115,25 @@ func TestTaskLifecycleAcknowledged(t *testing.T) {
 }
 
 func TestUnacknowledgedUpdateIsResentAndBlocksTheNext(t *testing.T) {
-	c := newSim(t, 1, nil)
+	var mu sync.Mutex
+	var acks []CallRecord
+	before := 0
+	c := newSim(t, 1, func(cfg *Config) {
+		cfg.OnCall = func(r CallRecord) {
+			if r.Type == "ACKNOWLEDGE" {
+				mu.Lock()
+				acks = append(acks, r)
+				mu.Unlock()
+			}
+		}
+		cfg.BeforeCall = func(call *scheduler.Call) {
+			if call.Type == scheduler.Call_ACKNOWLEDGE {
+				mu.Lock()
+				before++
+				mu.Unlock()
+			}
+		}
+	})
 	m := newMGO(t, c.URL(), true)
 	m.subscribe(frameworkInfo("resend"))
 	o := m.offer(wait)
@@ -144,6 +164,22 @@ func TestUnacknowledgedUpdateIsResentAndBlocksTheNext(t *testing.T) {
 	}
 	if fw.Tasks[0].State != "TASK_RUNNING" || fw.Tasks[0].Unacked != 0 {
 		t.Fatalf("task = %+v", fw.Tasks[0])
+	}
+	// The call journal tells which update each ack released.
+	mu.Lock()
+	defer mu.Unlock()
+	want := []struct{ uuid, state string }{
+		{hex.EncodeToString(bytes.Repeat([]byte{7}, 16)), ""},
+		{hex.EncodeToString(first.UUID), "TASK_STARTING"},
+		{hex.EncodeToString(running.UUID), "TASK_RUNNING"},
+	}
+	if len(acks) != len(want) || before != len(want) {
+		t.Fatalf("acks recorded %+v (%d seen before), want %d", acks, before, len(want))
+	}
+	for i, w := range want {
+		if a := acks[i]; a.TaskID != "t1" || a.AckUUID != w.uuid || a.AckedState != w.state || a.Status != 202 {
+			t.Errorf("ack %d: %+v, want uuid %s state %q", i, a, w.uuid, w.state)
+		}
 	}
 }
 

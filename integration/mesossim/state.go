@@ -150,4 +150,8 @@ type CallRecord struct {
 	// accepted call, 4xx for a refused one (a stale stream id, an unknown
 	// framework, ...).
 	Status int
+	// For ACKNOWLEDGE: the task, the update's UUID, and the state of the
+	// update the ack released ("" when the master ignored the ack: not
+	// the pending update, an unknown task, a refused call).
+	TaskID, AckUUID, AckedState string
 }

@@ -171,6 +171,7 @@ func (c *Cluster) acknowledgeLocked(fw *framework, a *scheduler.Call_Acknowledge
 	}
 	fw.counters.Acks++
 	acked := t.updates[0]
+	fw.lastAcked = acked.GetState()
 	t.updates = t.updates[1:]
 	if t.retryTimer != nil {
 		t.retryTimer.Stop()

@@ -1,0 +1,105 @@
+package drill
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/regent-sched/regent/core"
+	"github.com/regent-sched/regent/persist"
+)
+
+// ackWatch reads the framework's store when an ACKNOWLEDGE reaches Mesos,
+// before Mesos handles it: by then the acknowledged update must be
+// committed, since Mesos never sends an acknowledged update again and a
+// leader that crashed after acking an uncommitted update would have lost
+// it. The read is the store as a new leader would load it (read-only).
+type ackWatch struct {
+	store persist.Store
+
+	mu   sync.Mutex
+	seen map[string]ackSeen // by task id + "/" + uuid: the latest view
+}
+
+// ackSeen is the store's view of one task when an ack for it arrived.
+type ackSeen struct {
+	at      time.Time
+	present bool
+	state   string // the committed state, when present
+	err     error  // the store could not be read: no judgement
+}
+
+func newAckWatch(store persist.Store) *ackWatch {
+	return &ackWatch{store: store, seen: map[string]ackSeen{}}
+}
+
+// before is mesos-sim's BeforeCall.
+func (a *ackWatch) before(call *scheduler.Call) {
+	ack := call.Acknowledge
+	if call.Type != scheduler.Call_ACKNOWLEDGE || ack == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	s := ackSeen{at: time.Now()}
+	snap, err := a.store.Load(ctx)
+	switch {
+	case err != nil:
+		s.err = err
+	default:
+		if b, ok := snap.Tasks[ack.TaskID.Value]; ok {
+			var t core.Task
+			if err := json.Unmarshal(b, &t); err != nil {
+				s.err = fmt.Errorf("decode task %s: %w", ack.TaskID.Value, err)
+			} else {
+				s.present, s.state = true, t.State.String()
+			}
+		}
+	}
+	a.mu.Lock()
+	a.seen[ack.TaskID.Value+"/"+hex.EncodeToString(ack.UUID)] = s
+	a.mu.Unlock()
+}
+
+// judge returns what is wrong with an accepted ack that released the
+// update with state acked, or "" if nothing is (or nothing can be told).
+// The store may be ahead of the update (a reconciliation answer committed
+// a later state first) but never behind it: a terminal update is
+// committed as terminal (or the task forgotten), a non-terminal one with
+// the task present and not earlier in STAGING → STARTING → RUNNING.
+func (a *ackWatch) judge(taskID, uuid, acked string) string {
+	a.mu.Lock()
+	s, ok := a.seen[taskID+"/"+uuid]
+	a.mu.Unlock()
+	switch {
+	case !ok || s.err != nil:
+		return "" // not read (a store outage): no judgement
+	case terminal(acked):
+		if s.present && !terminal(s.state) {
+			return fmt.Sprintf("%s acknowledged while the store held %s", acked, s.state)
+		}
+	case !s.present:
+		return fmt.Sprintf("%s acknowledged while the store did not hold the task", acked)
+	case !terminal(s.state) && lifecycle(s.state) < lifecycle(acked):
+		return fmt.Sprintf("%s acknowledged while the store held %s", acked, s.state)
+	}
+	return ""
+}
+
+// lifecycle orders the first states of a task; the others rank last.
+func lifecycle(state string) int {
+	switch state {
+	case "TASK_STAGING":
+		return 0
+	case "TASK_STARTING":
+		return 1
+	case "TASK_RUNNING":
+		return 2
+	}
+	return 3
+}
