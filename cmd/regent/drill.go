@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/regent-sched/regent/cmd/regent/internal/api"
 	"github.com/regent-sched/regent/cmd/regent/internal/config"
+	"github.com/regent-sched/regent/integration/drill"
 )
 
 // drillRun is one hand-over as `regent drill` saw it.
@@ -43,12 +45,15 @@ func newDrillCmd() *cobra.Command {
 		addr, output, caFile, tokenFile string
 		runs                            int
 		timeout                         time.Duration
+		local                           localDrill
 	)
 	cmd := &cobra.Command{
-		Use:   "drill step-down",
-		Short: "Run a failover drill against a running cluster and report",
-		Long: `Run a failover drill against a running cluster through its REST API and print
-a report: how long each hand-over took, the invariants checked, violations.
+		Use:   "drill NAME",
+		Short: "Run a failover drill against a running cluster, or on a local topology, and report",
+		Long: `Run a failover drill and print a report: how long each hand-over took, the
+invariants checked, violations. Exit status 1 if any invariant was violated.
+
+Against a running cluster, through its REST API (--addr):
 
   step-down   ask the leader to hand over (POST /v1/leader/step-down, as a
               graceful stop would, but the replica stays up), --runs times;
@@ -57,11 +62,28 @@ a report: how long each hand-over took, the invariants checked, violations.
               tasks are unchanged.
 
 Stepping down is a write: with --auth-token-file or client certificates
-configured on the cluster, give --token-file. Drills that crash processes or
-cut the network run inside Go tests (package integration/drill, make soak).`,
+configured on the cluster, give --token-file.
+
+On a local topology (--local): this binary starts a store (embedded etcd, or
+the real ZooKeeper with --store zk: Debian's zookeeper package), mesos-sim
+and --replicas replicas of itself, each behind fault proxies to the store
+and to Mesos; runs the drill; runs the invariant checker over mesos-sim's
+call journal, the store and the leader's API; and tears everything down.
+
+  ` + strings.Join(drill.FaultNames(), ", ") + `
+              one fault, --runs times (each run waits until a leader runs
+              every task again)
+  soak        random faults drawn from --seed for --duration`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 || args[0] != "step-down" {
-				return fmt.Errorf("want one drill name: step-down (got %q)", args)
+			if len(args) != 1 {
+				return fmt.Errorf("want one drill name (got %q)", args)
+			}
+			name := args[0]
+			switch {
+			case !local.on && name != "step-down":
+				return fmt.Errorf("drill %q: against a running cluster only step-down runs; the others need --local", name)
+			case local.on && name != "soak" && !slices.Contains(drill.FaultNames(), name):
+				return fmt.Errorf("drill %q with --local: want soak or one of %s", name, strings.Join(drill.FaultNames(), ", "))
 			}
 			return nil
 		},
@@ -71,6 +93,10 @@ cut the network run inside Go tests (package integration/drill, make soak).`,
 			}
 			if runs < 1 || runs > 100 {
 				return fmt.Errorf("--runs %d: want 1 to 100", runs)
+			}
+			if local.on {
+				local.name, local.runs = args[0], runs
+				return local.run(cmd, output)
 			}
 			c := api.Client{Base: addr, HTTP: &http.Client{Timeout: 10 * time.Second}}
 			if caFile != "" {
@@ -107,12 +133,13 @@ cut the network run inside Go tests (package integration/drill, make soak).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&addr, "addr", "http://127.0.0.1:8080", "base URL of any replica")
-	f.IntVar(&runs, "runs", 3, "how many hand-overs")
-	f.DurationVar(&timeout, "timeout", time.Minute, "how long one hand-over may take before the drill fails")
-	f.StringVar(&tokenFile, "token-file", "", "file holding a bearer token for the cluster's writes")
-	f.StringVar(&caFile, "ca-file", "", "PEM CA bundle to verify an https:// replica")
+	f.StringVar(&addr, "addr", "http://127.0.0.1:8080", "base URL of any replica (step-down)")
+	f.IntVar(&runs, "runs", 3, "how many hand-overs (step-down) or faults (a fault drill with --local)")
+	f.DurationVar(&timeout, "timeout", time.Minute, "how long one hand-over may take before the drill fails (step-down)")
+	f.StringVar(&tokenFile, "token-file", "", "file holding a bearer token for the cluster's writes (step-down)")
+	f.StringVar(&caFile, "ca-file", "", "PEM CA bundle to verify an https:// replica (step-down)")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	local.flags(f)
 	return cmd
 }
 

@@ -24,7 +24,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) {
+		if binPath != "" {
+			os.RemoveAll(filepath.Dir(binPath))
+		}
+	}))
 }
 
 var (
@@ -343,5 +347,56 @@ func TestFlagsDocIsCurrent(t *testing.T) {
 	}
 	if string(got) != want {
 		t.Errorf("%s is out of date: run `make docs`", path)
+	}
+}
+
+// `regent drill NAME --local` starts its own topology (replicas of this
+// binary), runs the drill and the checker, and tears everything down.
+func TestDrillLocal(t *testing.T) {
+	bin := regentBinary(t)
+	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "regent-drill-*"))
+	for _, tc := range []struct {
+		args []string
+		min  int
+	}{
+		{[]string{"drill", "kill-leader", "--local", "--runs", "1", "-o", "json"}, 1},
+		{[]string{"drill", "soak", "--local", "--store", "zk", "--duration", "2s", "--seed", "7", "-o", "json"}, 1},
+	} {
+		out, err := exec.Command(bin, tc.args...).Output()
+		var rep localReport
+		if err != nil || json.Unmarshal(out, &rep) != nil {
+			t.Fatalf("regent %v: %v\n%s", tc.args, err, out)
+		}
+		if len(rep.Steps) < tc.min || len(rep.Violations) != 0 || len(rep.Failures) != 0 || len(rep.Rules) < 6 {
+			t.Errorf("regent %v: report %+v", tc.args, rep)
+		}
+		if rep.Drill == "kill-leader" && (rep.Steps[0].From == rep.Steps[0].To || rep.Steps[0].Subscribed <= 0) {
+			t.Errorf("kill-leader did not move the leadership: %+v", rep.Steps[0])
+		}
+		if rep.Drill == "soak" && rep.Seed != 7 {
+			t.Errorf("soak seed %d, want 7", rep.Seed)
+		}
+	}
+	out, err := exec.Command(bin, "drill", "kill-leader", "--local", "--runs", "1").CombinedOutput()
+	for _, w := range []string{"DRILL kill-leader on a local topology (etcd)", "SUBSCRIBED", "checked: acked-before-commit", "no violation"} {
+		if err != nil || !strings.Contains(string(out), w) {
+			t.Errorf("regent drill --local table lacks %q (%v):\n%s", w, err, out)
+		}
+	}
+	for _, args := range [][]string{
+		{"drill", "soak"},                                 // needs --local
+		{"drill", "nope", "--local"},                      // no such drill
+		{"drill", "soak", "--local", "--store", "consul"}, // no such store
+		{"drill", "soak", "--local", "--replicas", "0"},
+		{"drill", "kill-leader", "--local", "--election-ttl", "1500ms"},
+	} {
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err == nil || !strings.Contains(string(out), "regent: ") {
+			t.Errorf("regent %v: %v\n%s", args, err, out)
+		}
+	}
+	// No temporary directory left behind.
+	after, _ := filepath.Glob(filepath.Join(os.TempDir(), "regent-drill-*"))
+	if len(after) > len(before) {
+		t.Errorf("regent drill --local left %v behind (before: %v)", after, before)
 	}
 }

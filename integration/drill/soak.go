@@ -90,9 +90,9 @@ func (tp *Topology) timeout() time.Duration {
 }
 
 // Soak runs random faults from Faults, drawn from seed, for about d, waiting
-// after each until a leader runs every task again, then runs the checker.
-// Every failure message names the seed, so that the schedule can be
-// replayed.
+// after each until a leader runs every task again, then runs the checker
+// and fails on any violation. Every failure message names the seed, so
+// that the schedule can be replayed.
 func (tp *Topology) Soak(seed uint64, d time.Duration, tasks int) {
 	tp.t.Helper()
 	tp.t.Cleanup(func() {
@@ -100,16 +100,20 @@ func (tp *Topology) Soak(seed uint64, d time.Duration, tasks int) {
 			tp.t.Logf("drill: soak seed %d (replay with REGENT_SOAK_SEED=%d)", seed, seed)
 		}
 	})
+	tp.soak(seed, d, tasks)
+	tp.MustPass(context.Background())
+}
+
+func (tp *Topology) soak(seed uint64, d time.Duration, tasks int) []Step {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	deadline := time.Now().Add(d)
-	for step := 0; time.Now().Before(deadline); step++ {
-		f := Faults[rng.IntN(len(Faults))]
-		what := f.Do(tp, rng)
-		tp.t.Logf("soak step %d: %s: %s", step, f.Name, what)
-		tp.WaitLeader(time.Minute)
-		tp.waitTasks(tasks, time.Minute)
+	var steps []Step
+	for n := 0; time.Now().Before(deadline); n++ {
+		st := tp.Step(Faults[rng.IntN(len(Faults))], rng, tasks)
+		tp.t.Logf("soak step %d: %s", n, st)
+		steps = append(steps, st)
 	}
-	tp.MustPass(context.Background())
+	return steps
 }
 
 // waitTasks waits until Mesos runs n tasks of one framework, all running

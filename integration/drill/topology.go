@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/regent-sched/regent/integration/childproc"
@@ -29,6 +28,8 @@ import (
 	"github.com/regent-sched/regent/integration/mesossim"
 	"github.com/regent-sched/regent/integration/testserver"
 	"github.com/regent-sched/regent/persist"
+
+	"github.com/regent-sched/regent/integration/tb"
 )
 
 // Options describe a topology.
@@ -57,11 +58,14 @@ type Options struct {
 	// names.
 	Masters   int
 	ZKMasters bool
+	// Binary is the regent binary the replicas run; default the one
+	// Binary builds from this module ($REGENT_BINARY when set).
+	Binary string
 }
 
 // Topology is a running drill topology.
 type Topology struct {
-	t        testing.TB
+	t        tb.TB
 	opts     Options
 	Sim      *mesossim.Cluster
 	Replicas []*Replica
@@ -97,7 +101,7 @@ type Replica struct {
 
 // Start builds regent (once per test binary), starts the store, mesos-sim
 // and the replicas, and stops everything at the end of the test.
-func Start(t testing.TB, o Options) *Topology {
+func Start(t tb.TB, o Options) *Topology {
 	t.Helper()
 	if o.Store == "" {
 		o.Store = "etcd"
@@ -174,7 +178,7 @@ func Start(t testing.TB, o Options) *Topology {
 		}
 	}
 	tp.Sim = sim
-	bin := Binary(t)
+	bin := tp.binary()
 	for i := 0; i < o.Replicas; i++ {
 		tp.newReplica(fmt.Sprintf("r%d", i+1), nil).start(t, bin)
 	}
@@ -188,7 +192,7 @@ func Start(t testing.TB, o Options) *Topology {
 func (tp *Topology) AddReplica(id string, flags ...string) *Replica {
 	tp.t.Helper()
 	r := tp.newReplica(id, flags)
-	r.start(tp.t, Binary(tp.t))
+	r.start(tp.t, tp.binary())
 	return r
 }
 
@@ -205,7 +209,7 @@ func (tp *Topology) newReplica(id string, flags []string) *Replica {
 	return r
 }
 
-func (r *Replica) start(t testing.TB, bin string) {
+func (r *Replica) start(t tb.TB, bin string) {
 	t.Helper()
 	addr := strings.TrimPrefix(r.URL, "http://")
 	master := r.tp.masterSpec
@@ -315,7 +319,7 @@ func (r *Replica) Restart() {
 	if r.Running() {
 		r.tp.t.Fatalf("drill: restart %s: it still runs", r.ID)
 	}
-	r.start(r.tp.t, Binary(r.tp.t))
+	r.start(r.tp.t, r.tp.binary())
 }
 
 // Log returns what the replica's processes printed so far.
@@ -434,7 +438,7 @@ func contains(rs []*Replica, r *Replica) bool {
 	return false
 }
 
-func startProxy(t testing.TB, target string) *faultproxy.Proxy {
+func startProxy(t tb.TB, target string) *faultproxy.Proxy {
 	t.Helper()
 	p, err := faultproxy.Start(target)
 	if err != nil {
@@ -445,7 +449,7 @@ func startProxy(t testing.TB, target string) *faultproxy.Proxy {
 }
 
 // freeAddr is a loopback host:port that was free a moment ago.
-func freeAddr(t testing.TB) string {
+func freeAddr(t tb.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -458,12 +462,29 @@ func freeAddr(t testing.TB) string {
 var (
 	buildOnce sync.Once
 	binPath   string
+	builtDir  string // what Binary built, to remove
 	buildErr  error
 )
 
-// Binary returns the regent binary built from this module, once per test
+// RemoveBinary removes the binary Binary built, if it built one: call it
+// from TestMain once the tests are done (each one is about 50 MB).
+func RemoveBinary() {
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+}
+
+// binary is the regent binary of the replicas.
+func (tp *Topology) binary() string {
+	if tp.opts.Binary != "" {
+		return tp.opts.Binary
+	}
+	return Binary(tp.t)
+}
+
+// Binary returns the regent binary built from this module, once per
 // process (or $REGENT_BINARY when set).
-func Binary(t testing.TB) string {
+func Binary(t tb.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		if p := os.Getenv("REGENT_BINARY"); p != "" {
@@ -480,6 +501,7 @@ func Binary(t testing.TB) string {
 			buildErr = err
 			return
 		}
+		builtDir = dir
 		binPath = filepath.Join(dir, "regent")
 		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/regent")
 		cmd.Dir = strings.TrimSpace(string(root))

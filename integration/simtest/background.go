@@ -2,8 +2,9 @@ package simtest
 
 import (
 	"context"
-	"testing"
 	"time"
+
+	"github.com/regent-sched/regent/integration/tb"
 )
 
 // Background runs a blocking call (a scheduler's or a runner's Run) in a
@@ -27,7 +28,7 @@ func Go(f func(ctx context.Context) error) *Background {
 
 // Wait waits up to limit for f to return by itself and returns its error;
 // it fails the test if f is still running then.
-func (b *Background) Wait(t testing.TB, limit time.Duration) error {
+func (b *Background) Wait(t tb.TB, limit time.Duration) error {
 	t.Helper()
 	select {
 	case <-b.done:
@@ -40,7 +41,7 @@ func (b *Background) Wait(t testing.TB, limit time.Duration) error {
 
 // Stop cancels f's context and waits up to limit for it to return, like
 // Wait. It may be called again (from a cleanup): f's error again.
-func (b *Background) Stop(t testing.TB, limit time.Duration) error {
+func (b *Background) Stop(t tb.TB, limit time.Duration) error {
 	t.Helper()
 	b.cancel()
 	return b.Wait(t, limit)

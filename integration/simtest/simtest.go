@@ -4,15 +4,15 @@
 package simtest
 
 import (
-	"testing"
-
 	"github.com/regent-sched/regent/integration/mesossim"
+
+	"github.com/regent-sched/regent/integration/tb"
 )
 
 // Start returns a running cluster with mesossim.FastConfig, changed by mod
 // when it is not nil, and agents default agents. It is closed at the end
 // of the test.
-func Start(t testing.TB, agents int, mod func(*mesossim.Config)) *mesossim.Cluster {
+func Start(t tb.TB, agents int, mod func(*mesossim.Config)) *mesossim.Cluster {
 	t.Helper()
 	cfg := mesossim.FastConfig()
 	if mod != nil {

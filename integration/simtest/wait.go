@@ -1,15 +1,16 @@
 package simtest
 
 import (
-	"testing"
 	"time"
 
 	"github.com/regent-sched/regent/integration/mesossim"
+
+	"github.com/regent-sched/regent/integration/tb"
 )
 
 // Eventually polls cond every 25 ms until it holds, and fails the test
 // naming what it waited for when d passes first.
-func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+func Eventually(t tb.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {

@@ -41,7 +41,8 @@
 // test's temporary directory) and the tail is written to the test log only
 // when the test has failed.
 //
-// Helpers that take a testing.TB report problems with t.Fatalf, so they and
+// Helpers that take a tb.TB (a *testing.T, or the Runner of regent drill
+// --local) report problems with t.Fatalf, so they and
 // the methods of the returned servers must be called from the goroutine
 // running the test that started the server, not from other goroutines or
 // from subtests of it.

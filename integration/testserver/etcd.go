@@ -6,12 +6,13 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
-	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/regent-sched/regent/integration/tb"
 )
 
 // Default etcd settings. Heartbeats are short so that elections and
@@ -90,12 +91,12 @@ type Etcd struct {
 // free loopback ports, with its data directory under t.TempDir(), and
 // waits until it serves requests. The server is closed by t.Cleanup. Its
 // log is printed only if the test fails.
-func StartEtcd(t testing.TB, opts ...EtcdOption) *Etcd {
+func StartEtcd(t tb.TB, opts ...EtcdOption) *Etcd {
 	t.Helper()
 	return startEtcd(t, newEtcdConfig(opts))
 }
 
-func startEtcd(t testing.TB, cfg etcdConfig) *Etcd {
+func startEtcd(t tb.TB, cfg etcdConfig) *Etcd {
 	t.Helper()
 	lg, err := newBufferLogger(t, "embedded etcd", cfg.logLevel)
 	if err != nil {
@@ -118,7 +119,7 @@ func startEtcd(t testing.TB, cfg etcdConfig) *Etcd {
 	return nil
 }
 
-func startEmbeddedEtcd(t testing.TB, c etcdConfig, lg *zap.Logger) (*Etcd, error) {
+func startEmbeddedEtcd(t tb.TB, c etcdConfig, lg *zap.Logger) (*Etcd, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
@@ -199,7 +200,7 @@ func (e *Etcd) Server() *embed.Etcd { return e.server }
 // t.Cleanup, before the server is. On a server from [StartEtcdTLS] it
 // presents a client certificate from the server's PKI; after
 // [Etcd.EnableAuth] it logs in as etcd's root user.
-func (e *Etcd) Client(t testing.TB) *clientv3.Client {
+func (e *Etcd) Client(t tb.TB) *clientv3.Client {
 	t.Helper()
 	var tc *tls.Config
 	if e.pki != nil {
@@ -214,14 +215,14 @@ func (e *Etcd) Client(t testing.TB) *clientv3.Client {
 
 // newEtcdClient returns a client for endpoints that logs into a buffer
 // shown on failure and is closed by t.Cleanup.
-func newEtcdClient(t testing.TB, endpoints []string) *clientv3.Client {
+func newEtcdClient(t tb.TB, endpoints []string) *clientv3.Client {
 	t.Helper()
 	return newEtcdClientConfig(t, clientv3.Config{Endpoints: endpoints})
 }
 
 // newEtcdClientConfig is newEtcdClient for a configuration that may carry
 // TLS settings and credentials.
-func newEtcdClientConfig(t testing.TB, cc clientv3.Config) *clientv3.Client {
+func newEtcdClientConfig(t tb.TB, cc clientv3.Config) *clientv3.Client {
 	t.Helper()
 	endpoints := cc.Endpoints
 	lg, err := newBufferLogger(t, "etcd client", "warn")

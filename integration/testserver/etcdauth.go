@@ -4,10 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/regent-sched/regent/integration/tb"
 )
 
 // etcdRootUser is etcd's superuser, which must exist before auth is enabled.
@@ -20,7 +21,7 @@ const etcdRootUser = "root"
 // returns https URLs; point clients at [PKI.CAFile] and a certificate from
 // [PKI.IssueClient], or use [PKI.ClientTLS]. The peer URL stays plain
 // http: there is only one member.
-func StartEtcdTLS(t testing.TB, p *PKI, opts ...EtcdOption) *Etcd {
+func StartEtcdTLS(t tb.TB, p *PKI, opts ...EtcdOption) *Etcd {
 	t.Helper()
 	cfg := newEtcdConfig(opts)
 	cfg.pki = p
@@ -43,7 +44,7 @@ type EtcdUser struct {
 // root; clients made before carry no credentials and are refused from
 // then on (on a TLS server, their certificate's common name is taken as
 // their user).
-func (e *Etcd) EnableAuth(t testing.TB, users ...EtcdUser) {
+func (e *Etcd) EnableAuth(t tb.TB, users ...EtcdUser) {
 	t.Helper()
 	first := e.rootPass == ""
 	cli := e.Client(t)

@@ -14,12 +14,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/regent-sched/regent/integration/childproc"
+
+	"github.com/regent-sched/regent/integration/tb"
 )
 
 // Defaults for process-based clusters, which lose and re-elect leaders on
@@ -34,7 +35,7 @@ const (
 // EtcdCluster is an etcd cluster whose members run as child processes of
 // the test.
 type EtcdCluster struct {
-	t       testing.TB
+	t       tb.TB
 	cfg     etcdConfig
 	members []*EtcdMember
 }
@@ -42,7 +43,7 @@ type EtcdCluster struct {
 // EtcdMember is one member of an [EtcdCluster]. Its methods must be called
 // from the goroutine running the test that started the cluster.
 type EtcdMember struct {
-	t         testing.TB
+	t         tb.TB
 	name      string
 	bin       string
 	dataDir   string
@@ -65,7 +66,7 @@ type EtcdMember struct {
 // killed and reaped by t.Cleanup, and the tail of each member's log is
 // printed if the test failed. Heartbeat and election default to 50 ms and
 // 500 ms; see [WithEtcdTiming].
-func StartEtcdCluster(t testing.TB, n int, opts ...EtcdOption) *EtcdCluster {
+func StartEtcdCluster(t tb.TB, n int, opts ...EtcdOption) *EtcdCluster {
 	t.Helper()
 	if n < 1 {
 		t.Fatalf("testserver: StartEtcdCluster: need at least one member, got %d", n)
@@ -216,7 +217,7 @@ func (c *EtcdCluster) Endpoints() []string {
 
 // Client returns a client for all members' endpoints. It is closed by
 // t.Cleanup, before the cluster is torn down.
-func (c *EtcdCluster) Client(t testing.TB) *clientv3.Client {
+func (c *EtcdCluster) Client(t tb.TB) *clientv3.Client {
 	t.Helper()
 	return newEtcdClient(t, c.Endpoints())
 }
@@ -326,7 +327,7 @@ func (m *EtcdMember) LogPath() string { return m.logPath }
 
 // Client returns a client that talks to this member only. It is closed by
 // t.Cleanup.
-func (m *EtcdMember) Client(t testing.TB) *clientv3.Client {
+func (m *EtcdMember) Client(t tb.TB) *clientv3.Client {
 	t.Helper()
 	return newEtcdClient(t, m.Endpoints())
 }

@@ -5,12 +5,13 @@ import (
 	"io"
 	"os"
 	"strings"
-	"testing"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/regent-sched/regent/integration/childproc"
+
+	"github.com/regent-sched/regent/integration/tb"
 )
 
 // logTailBytes is how much of a server log is printed when a test fails.
@@ -20,8 +21,8 @@ const logTailBytes = 16 << 10
 // "warn", "error", ...) writing human-readable lines into an in-memory
 // tail, and registers a cleanup that prints the tail as the test's last
 // words if it has failed. The logger stays usable after the test ends,
-// unlike testing.TB.Logf.
-func newBufferLogger(t testing.TB, what, level string) (*zap.Logger, error) {
+// unlike tb.TB.Logf.
+func newBufferLogger(t tb.TB, what, level string) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
 		return nil, fmt.Errorf("parse log level %q: %w", level, err)

@@ -15,8 +15,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"testing"
 	"time"
+
+	"github.com/regent-sched/regent/integration/tb"
 )
 
 // pkiValidity is how long certificates from a [PKI] stay valid; they are
@@ -37,7 +38,7 @@ type PKI struct {
 
 // NewPKI creates a certificate authority whose certificate is written to
 // [PKI.CAFile].
-func NewPKI(t testing.TB) *PKI {
+func NewPKI(t tb.TB) *PKI {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -83,7 +84,7 @@ func (p *PKI) CertPool() *x509.CertPool {
 // subject alternative names are 127.0.0.1, ::1 and localhost. It may also
 // authenticate as a client, as a server that calls its peers with its own
 // certificate does. It returns the PEM certificate and key files.
-func (p *PKI) IssueServer(t testing.TB, name string) (certFile, keyFile string) {
+func (p *PKI) IssueServer(t tb.TB, name string) (certFile, keyFile string) {
 	t.Helper()
 	return p.issue(t, name, &x509.Certificate{
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
@@ -96,7 +97,7 @@ func (p *PKI) IssueServer(t testing.TB, name string) (certFile, keyFile string) 
 // returns the PEM certificate and key files. An etcd server with client
 // certificate authentication takes the common name as the user of
 // requests that carry no auth token.
-func (p *PKI) IssueClient(t testing.TB, name string) (certFile, keyFile string) {
+func (p *PKI) IssueClient(t tb.TB, name string) (certFile, keyFile string) {
 	t.Helper()
 	return p.issue(t, name, &x509.Certificate{
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
@@ -106,7 +107,7 @@ func (p *PKI) IssueClient(t testing.TB, name string) (certFile, keyFile string) 
 // ClientTLS issues a client certificate named name (see [PKI.IssueClient])
 // and returns a client configuration that presents it and trusts only the
 // CA.
-func (p *PKI) ClientTLS(t testing.TB, name string) *tls.Config {
+func (p *PKI) ClientTLS(t tb.TB, name string) *tls.Config {
 	t.Helper()
 	certFile, keyFile := p.IssueClient(t, name)
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
@@ -118,7 +119,7 @@ func (p *PKI) ClientTLS(t testing.TB, name string) *tls.Config {
 
 // issue signs tmpl's usages and names for name with a fresh key and writes
 // both as PEM files named after the serial number and name.
-func (p *PKI) issue(t testing.TB, name string, tmpl *x509.Certificate) (certFile, keyFile string) {
+func (p *PKI) issue(t tb.TB, name string, tmpl *x509.Certificate) (certFile, keyFile string) {
 	t.Helper()
 	if name == "" || strings.ContainsAny(name, `/\`) {
 		t.Fatalf("testserver: PKI: certificate name %q: want a non-empty name without path separators", name)
@@ -148,7 +149,7 @@ func (p *PKI) issue(t testing.TB, name string, tmpl *x509.Certificate) (certFile
 	return certFile, keyFile
 }
 
-func writePEM(t testing.TB, path, typ string, der []byte) {
+func writePEM(t tb.TB, path, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatalf("testserver: PKI: %v", err)

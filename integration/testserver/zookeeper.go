@@ -7,12 +7,13 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
 	"github.com/regent-sched/regent/integration/zkserver"
+
+	"github.com/regent-sched/regent/integration/tb"
 )
 
 // ZooKeeper client defaults for [ZooKeeper.Conn] and [ZooKeeper.ConnEvents].
@@ -67,7 +68,7 @@ func WithZooKeeperStartTimeout(d time.Duration) ZooKeeperOption {
 // errors. Its methods must be called from the goroutine running the test
 // that started it.
 type ZooKeeper struct {
-	t   testing.TB
+	t   tb.TB
 	srv *zkserver.Server
 }
 
@@ -81,7 +82,7 @@ type ZooKeeper struct {
 // If ZooKeeper or Java is not installed the test fails (it is never
 // skipped) with a message naming the install command. ZOOKEEPER_CLASSPATH
 // overrides the class path and JAVA the java binary.
-func StartZooKeeper(t testing.TB, opts ...ZooKeeperOption) *ZooKeeper {
+func StartZooKeeper(t tb.TB, opts ...ZooKeeperOption) *ZooKeeper {
 	t.Helper()
 	o := zkserver.Options{
 		Dir:               t.TempDir(),
@@ -195,7 +196,7 @@ func (z *ZooKeeper) Restart() {
 // dials again, so that a server that accepts connections while it is
 // still restarting costs a reconnecting client seconds, not the minute
 // (ten receive timeouts) go-zookeeper waits by default.
-func (z *ZooKeeper) Conn(t testing.TB) *zk.Conn {
+func (z *ZooKeeper) Conn(t tb.TB) *zk.Conn {
 	t.Helper()
 	conn, _ := z.connect(t, zkDefaultSession, false)
 	return conn
@@ -206,12 +207,12 @@ func (z *ZooKeeper) Conn(t testing.TB) *zk.Conn {
 // the session. The channel is closed when the client is closed. Events
 // not received promptly may be dropped by the zk library, as with its own
 // channel.
-func (z *ZooKeeper) ConnEvents(t testing.TB, sessionTimeout time.Duration) (*zk.Conn, <-chan zk.Event) {
+func (z *ZooKeeper) ConnEvents(t tb.TB, sessionTimeout time.Duration) (*zk.Conn, <-chan zk.Event) {
 	t.Helper()
 	return z.connect(t, sessionTimeout, true)
 }
 
-func (z *ZooKeeper) connect(t testing.TB, sessionTimeout time.Duration, wantEvents bool) (*zk.Conn, <-chan zk.Event) {
+func (z *ZooKeeper) connect(t tb.TB, sessionTimeout time.Duration, wantEvents bool) (*zk.Conn, <-chan zk.Event) {
 	t.Helper()
 	lg := &zkTestLogger{t: t}
 	servers := z.Servers()
@@ -326,7 +327,7 @@ func forwardEvents(events <-chan zk.Event, out chan<- zk.Event, stop <-chan stru
 // after which it drops messages: logging after a test has finished panics.
 type zkTestLogger struct {
 	mu      sync.Mutex
-	t       testing.TB
+	t       tb.TB
 	stopped bool
 }
 
