@@ -27,14 +27,7 @@ func TestStoreGoneForEveryone(t *testing.T) {
 			r.Store.Heal()
 		}
 		tp.WaitTakeover(t0, time.Minute)
-		l := tp.WaitLeader(time.Minute)
-		info, err := l.Info(context.Background())
-		if err != nil || info.Framework.ID != fwid {
-			t.Fatalf("after the outage: FrameworkID %q (%v), want %q", info.Framework.ID, err, fwid)
-		}
-		simtest.Eventually(t, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
-		tp.CheckTasks(fwid, 3, 3)
-		tp.MustPass(context.Background())
+		recovered(t, tp, tp.WaitLeader(time.Minute), fwid, 3, 3)
 	})
 }
 

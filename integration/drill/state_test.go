@@ -25,14 +25,7 @@ func TestColdRestartOfEveryReplica(t *testing.T) {
 			r.Restart()
 		}
 		tp.WaitTakeover(t0, time.Minute)
-		l := tp.WaitLeader(time.Minute)
-		info, err := l.Info(context.Background())
-		if err != nil || info.Framework.ID != fwid {
-			t.Fatalf("after a cold restart: FrameworkID %q (%v), want %q", info.Framework.ID, err, fwid)
-		}
-		simtest.Eventually(t, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
-		tp.CheckTasks(fwid, 3, 3)
-		tp.MustPass(context.Background())
+		recovered(t, tp, tp.WaitLeader(time.Minute), fwid, 3, 3)
 	})
 }
 

@@ -28,6 +28,40 @@ func noneReady(tp *Topology) func() bool {
 	}
 }
 
+// candidate reports whether asked lists r among the replicas campaigning
+// (GET /v1/replicas).
+func candidate(asked, r *Replica) func() bool {
+	return func() bool {
+		var rs struct {
+			Replicas []struct {
+				ID string `json:"id"`
+			} `json:"replicas"`
+		}
+		if err := asked.get(context.Background(), "/v1/replicas", &rs); err != nil {
+			return false
+		}
+		for _, c := range rs.Replicas {
+			if c.ID == r.ID {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// recovered waits until l leads with FrameworkID fwid and Mesos runs n
+// tasks (no more launched than launched), then runs the checker.
+func recovered(t *testing.T, tp *Topology, l *Replica, fwid string, n, launched int) {
+	t.Helper()
+	info, err := l.Info(context.Background())
+	if err != nil || info.Framework.ID != fwid {
+		t.Fatalf("leader %s: FrameworkID %q (%v), want %q", l.ID, info.Framework.ID, err, fwid)
+	}
+	simtest.Eventually(t, 30*time.Second, "running tasks", simtest.Running(tp.Sim, n))
+	tp.CheckTasks(fwid, n, launched)
+	tp.MustPass(context.Background())
+}
+
 // TestEtcdQuorumLossAndRecovery kills etcd members under a running
 // topology (a 3-member cluster): one member, the etcd leader, changes
 // nothing that matters; a second (the quorum is lost) leaves no regent
@@ -71,14 +105,7 @@ func TestEtcdQuorumLossAndRecovery(t *testing.T) {
 	second.Restart()
 	first.Restart()
 	tp.WaitTakeover(t0, time.Minute)
-	l := tp.WaitLeader(time.Minute)
-	info, err := l.Info(context.Background())
-	if err != nil || info.Framework.ID != fwid {
-		t.Fatalf("after the quorum came back: FrameworkID %q (%v), want %q", info.Framework.ID, err, fwid)
-	}
-	simtest.Eventually(t, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
-	tp.CheckTasks(fwid, 3, 3)
-	tp.MustPass(context.Background())
+	recovered(t, tp, tp.WaitLeader(time.Minute), fwid, 3, 3)
 	for _, r := range tp.Replicas {
 		if r.PID() != pids[r.ID] || !r.Running() {
 			t.Errorf("%s was restarted or exited (pid %d, was %d)", r.ID, r.PID(), pids[r.ID])
@@ -107,14 +134,7 @@ func TestZooKeeperServerRestart(t *testing.T) {
 	t0 := time.Now()
 	tp.ZooKeeper.Restart()
 	tp.WaitTakeover(t0, time.Minute)
-	l := tp.WaitLeader(time.Minute)
-	info, err := l.Info(context.Background())
-	if err != nil || info.Framework.ID != fwid {
-		t.Fatalf("after the restart: FrameworkID %q (%v), want %q", info.Framework.ID, err, fwid)
-	}
-	simtest.Eventually(t, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
-	tp.CheckTasks(fwid, 3, 3)
-	tp.MustPass(context.Background())
+	recovered(t, tp, tp.WaitLeader(time.Minute), fwid, 3, 3)
 	for _, r := range tp.Replicas {
 		if r.PID() != pids[r.ID] || !r.Running() {
 			t.Errorf("%s was restarted or exited", r.ID)
@@ -138,35 +158,14 @@ func TestExpiredCampaignContendsAgain(t *testing.T) {
 		b.Store.Cut()
 		time.Sleep(tp.timeout() + tp.timeout()/2)
 		b.Store.Heal()
-		simtest.Eventually(t, 30*time.Second, b.ID+" a candidate again", func() bool {
-			var rs struct {
-				Replicas []struct {
-					ID string `json:"id"`
-				} `json:"replicas"`
-			}
-			if err := a.get(context.Background(), "/v1/replicas", &rs); err != nil {
-				return false
-			}
-			for _, r := range rs.Replicas {
-				if r.ID == b.ID {
-					return true
-				}
-			}
-			return false
-		})
+		simtest.Eventually(t, 30*time.Second, b.ID+" a candidate again", candidate(a, b))
 		t0 := time.Now()
 		a.Kill()
 		tp.WaitTakeover(t0, 30*time.Second)
 		if l := tp.WaitLeader(30*time.Second, a); l != b {
 			t.Fatalf("leader %s, want %s", l.ID, b.ID)
 		}
-		info, err := b.Info(context.Background())
-		if err != nil || info.Framework.ID != fwid {
-			t.Fatalf("%s: FrameworkID %q (%v), want %q", b.ID, info.Framework.ID, err, fwid)
-		}
-		simtest.Eventually(t, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
-		tp.CheckTasks(fwid, 3, 3)
-		tp.MustPass(context.Background())
+		recovered(t, tp, b, fwid, 3, 3)
 	})
 }
 
@@ -224,31 +223,10 @@ func TestStoreTimeoutDuringTakeover(t *testing.T) {
 		hung.Store.Heal()
 		tp.WaitTakeover(t0, time.Minute)
 		l := tp.WaitLeader(time.Minute, old)
-		info, err := l.Info(context.Background())
-		if err != nil || info.Framework.ID != fwid {
-			t.Fatalf("leader %s: FrameworkID %q (%v), want %q", l.ID, info.Framework.ID, err, fwid)
-		}
-		simtest.Eventually(t, 30*time.Second, hung.ID+" back in the election", func() bool {
-			var rs struct {
-				Replicas []struct {
-					ID string `json:"id"`
-				} `json:"replicas"`
-			}
-			if err := l.get(context.Background(), "/v1/replicas", &rs); err != nil {
-				return false
-			}
-			for _, r := range rs.Replicas {
-				if r.ID == hung.ID {
-					return true
-				}
-			}
-			return false
-		})
+		simtest.Eventually(t, 30*time.Second, hung.ID+" back in the election", candidate(l, hung))
 		if !hung.Running() {
 			t.Fatalf("%s exited", hung.ID)
 		}
-		simtest.Eventually(t, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
-		tp.CheckTasks(fwid, 3, 3)
-		tp.MustPass(context.Background())
+		recovered(t, tp, l, fwid, 3, 3)
 	})
 }
