@@ -118,3 +118,22 @@ func TestMasterFailoverLosesALaunch(t *testing.T) {
 		tp.MustPass(context.Background())
 	})
 }
+
+// TestFirstStartOfManyReplicasAtOnce: five replicas start together on an
+// empty store. Exactly one registers the framework (Mesos never knew
+// another), and the FrameworkID in the store is that one.
+func TestFirstStartOfManyReplicasAtOnce(t *testing.T) {
+	stores(t, func(t *testing.T, store string) {
+		tp := Start(t, Options{Store: store, Replicas: 5})
+		_, fwid := firstLeader(t, tp)
+		if st := tp.Sim.Snapshot(); len(st.Frameworks)+len(st.CompletedFrameworks) != 1 {
+			t.Fatalf("Mesos registered %s (completed %v), want one framework", frameworkIDs(st), st.CompletedFrameworks)
+		}
+		snap, err := tp.acks.store.Load(context.Background())
+		if err != nil || snap.FrameworkID != fwid {
+			t.Fatalf("the store holds FrameworkID %q (%v), want %q", snap.FrameworkID, err, fwid)
+		}
+		tp.CheckTasks(fwid, 3, 3)
+		tp.MustPass(context.Background())
+	})
+}
