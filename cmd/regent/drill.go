@@ -157,6 +157,9 @@ func stepDownDrill(ctx context.Context, c api.Client, runs int, timeout time.Dur
 		if err != nil {
 			return rep, err
 		}
+		if err := waitCandidates(ctx, c, 2, timeout); err != nil {
+			return rep, fmt.Errorf("run %d: %w", i+1, err)
+		}
 		start := time.Now()
 		var sd api.StepDown
 		if err := c.Do(ctx, http.MethodPost, "/v1/leader/step-down", nil, &sd); err != nil {
@@ -196,6 +199,37 @@ func stepDownDrill(ctx context.Context, c api.Client, runs int, timeout time.Dur
 	rep.P50 = took[len(took)/2].Round(time.Millisecond).String()
 	rep.Max = took[len(took)-1].Round(time.Millisecond).String()
 	return rep, nil
+}
+
+// waitCandidates waits until at least n replicas campaign: stepping down
+// with no other candidate would only re-elect the same replica.
+func waitCandidates(ctx context.Context, c api.Client, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		var rs api.Replicas
+		err := c.Do(ctx, http.MethodGet, "/v1/replicas", nil, &rs)
+		if err == nil && len(rs.Replicas) >= n {
+			return nil
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			ids := make([]string, len(rs.Replicas))
+			for i, r := range rs.Replicas {
+				ids[i] = r.ID
+			}
+			last = fmt.Sprintf("only %v campaign", ids)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("a step-down needs another replica campaigning to take over; after %v: %s", timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // waitNewLeader polls until a leader other than old is ready and
