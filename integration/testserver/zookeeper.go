@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +27,8 @@ const (
 	zkHandshakeMax = 2 * time.Second
 )
 
-// ZooKeeperOption changes how [StartZooKeeper] configures the server.
+// ZooKeeperOption changes how [StartZooKeeper] configures the server, or
+// [StartZooKeeperEnsemble] every member.
 type ZooKeeperOption func(*zkserver.Options)
 
 // WithZooKeeperTickTime sets zoo.cfg's tickTime, ZooKeeper's basic time
@@ -46,8 +48,9 @@ func WithZooKeeperSessionTimeouts(minTimeout, maxTimeout time.Duration) ZooKeepe
 }
 
 // WithZooKeeperProperty adds or overrides a zoo.cfg property. dataDir,
-// clientPort and clientPortAddress cannot be set, and
-// 4lw.commands.whitelist must keep ruok and stat, which the harness polls.
+// clientPort and clientPortAddress cannot be set (nor, in an ensemble,
+// server.N), and 4lw.commands.whitelist must keep ruok and stat, which the
+// harness polls.
 func WithZooKeeperProperty(key, value string) ZooKeeperOption {
 	return func(o *zkserver.Options) {
 		if o.Properties == nil {
@@ -58,15 +61,17 @@ func WithZooKeeperProperty(key, value string) ZooKeeperOption {
 }
 
 // WithZooKeeperStartTimeout bounds how long the server may take to start
-// serving, at first and after [ZooKeeper.Restart]. The default is 30 s.
+// serving, at first and after [ZooKeeper.Restart] (or, in an ensemble,
+// [ZooKeeperEnsemble.Restart]). The default is 30 s.
 func WithZooKeeperStartTimeout(d time.Duration) ZooKeeperOption {
 	return func(o *zkserver.Options) { o.StartTimeout = d }
 }
 
-// ZooKeeper is a standalone ZooKeeper server running as a child process of
-// the test, a [zkserver.Server] that fails the test instead of returning
-// errors. Its methods must be called from the goroutine running the test
-// that started it.
+// ZooKeeper is a ZooKeeper server running as a child process of the test,
+// a [zkserver.Server] that fails the test instead of returning errors:
+// a standalone server from [StartZooKeeper], or a member of a
+// [ZooKeeperEnsemble]. Its methods must be called from the goroutine
+// running the test that started it.
 type ZooKeeper struct {
 	t   tb.TB
 	srv *zkserver.Server
@@ -84,6 +89,18 @@ type ZooKeeper struct {
 // overrides the class path and JAVA the java binary.
 func StartZooKeeper(t tb.TB, opts ...ZooKeeperOption) *ZooKeeper {
 	t.Helper()
+	srv, err := zkserver.Start(context.Background(), zooKeeperOptions(t, opts))
+	if err != nil {
+		t.Fatalf("testserver: %v", err) // the error quotes the server's output
+	}
+	z := &ZooKeeper{t: t, srv: srv}
+	t.Cleanup(z.shutdown)
+	return z
+}
+
+// zooKeeperOptions returns the harness's defaults, with the server's files
+// under t.TempDir(), changed by opts.
+func zooKeeperOptions(t tb.TB, opts []ZooKeeperOption) zkserver.Options {
 	o := zkserver.Options{
 		Dir:               t.TempDir(),
 		TickTime:          200 * time.Millisecond,
@@ -94,13 +111,7 @@ func StartZooKeeper(t tb.TB, opts ...ZooKeeperOption) *ZooKeeper {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	srv, err := zkserver.Start(context.Background(), o)
-	if err != nil {
-		t.Fatalf("testserver: %v", err) // the error quotes the server's output
-	}
-	z := &ZooKeeper{t: t, srv: srv}
-	t.Cleanup(z.shutdown)
-	return z
+	return o
 }
 
 // shutdown kills the server; it runs at t.Cleanup.
@@ -119,8 +130,28 @@ func (z *ZooKeeper) shutdown() {
 // Addr returns the client address, "127.0.0.1:port".
 func (z *ZooKeeper) Addr() string { return z.srv.Addr() }
 
-// Servers returns the server list for zk.Connect.
+// Servers returns the server list for zk.Connect: this server only, also
+// for an ensemble member ([ZooKeeperEnsemble.Servers] lists them all).
 func (z *ZooKeeper) Servers() []string { return z.srv.Servers() }
+
+// MyID returns the server's id in its ensemble, or 0 for a standalone
+// server.
+func (z *ZooKeeper) MyID() int { return z.srv.MyID() }
+
+// Mode returns what the server says it is: "standalone", or "leader" or
+// "follower" in an ensemble, or "" while it runs but does not serve
+// requests (an ensemble member without a quorum). It fails the test if
+// the server does not answer within 2 s, as when it is killed or paused.
+func (z *ZooKeeper) Mode() string {
+	z.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	mode, err := z.srv.Mode(ctx)
+	if err != nil {
+		z.t.Fatalf("testserver: %v", err)
+	}
+	return mode
+}
 
 // Port returns the client port.
 func (z *ZooKeeper) Port() int { return z.srv.Port() }
@@ -179,6 +210,11 @@ func (z *ZooKeeper) Resume() {
 // does; call [ZooKeeper.Kill] first to simulate a crash), starts it again on
 // the same port with the same data directory, and waits until it serves
 // requests. Sessions and data survive, as with a real server restart.
+//
+// An ensemble member serves only within a quorum: Restart rejoins a
+// quorum that is up, but when the member is needed to restore the quorum
+// it waits in vain for the others. Restart such members together with
+// [ZooKeeperEnsemble.Restart].
 func (z *ZooKeeper) Restart() {
 	z.t.Helper()
 	if err := z.srv.Restart(context.Background()); err != nil {
@@ -186,8 +222,9 @@ func (z *ZooKeeper) Restart() {
 	}
 }
 
-// Conn returns a client connected to the server with an established
-// session (10 s session timeout). The client logs through t.Logf and is
+// Conn returns a client connected to the server (to this server only,
+// also for an ensemble member) with an established session (10 s session
+// timeout). The client logs through t.Logf and is
 // closed by t.Cleanup. Connection events are discarded; use
 // [ZooKeeper.ConnEvents] to see them.
 //
@@ -214,13 +251,19 @@ func (z *ZooKeeper) ConnEvents(t tb.TB, sessionTimeout time.Duration) (*zk.Conn,
 
 func (z *ZooKeeper) connect(t tb.TB, sessionTimeout time.Duration, wantEvents bool) (*zk.Conn, <-chan zk.Event) {
 	t.Helper()
+	return zkConnect(t, z.Servers(), sessionTimeout, wantEvents)
+}
+
+// zkConnect returns a client of servers with an established session, as
+// [ZooKeeper.ConnEvents] describes; events is nil unless wantEvents.
+func zkConnect(t tb.TB, servers []string, sessionTimeout time.Duration, wantEvents bool) (*zk.Conn, <-chan zk.Event) {
+	t.Helper()
 	lg := &zkTestLogger{t: t}
-	servers := z.Servers()
 	limit := min(sessionTimeout/time.Duration(len(servers)), zkHandshakeMax)
 	conn, events, err := zk.Connect(servers, sessionTimeout,
 		zk.WithDialer(handshakeDialer(limit)), zk.WithLogger(lg), zk.WithLogInfo(false))
 	if err != nil {
-		t.Fatalf("testserver: connect to ZooKeeper %s: %v", z.Addr(), err)
+		t.Fatalf("testserver: connect to ZooKeeper %s: %v", strings.Join(servers, ","), err)
 	}
 
 	// closeConn stops the client and waits for its goroutines, which end
@@ -249,7 +292,7 @@ func (z *ZooKeeper) connect(t tb.TB, sessionTimeout time.Duration, wantEvents bo
 		if cerr := closeConn(drained); cerr != nil {
 			err = fmt.Errorf("%w (and %w)", err, cerr)
 		}
-		t.Fatalf("testserver: connect to ZooKeeper %s: %v", z.Addr(), err)
+		t.Fatalf("testserver: connect to ZooKeeper %s: %v", strings.Join(servers, ","), err)
 	}
 
 	var out chan zk.Event

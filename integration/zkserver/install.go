@@ -20,6 +20,7 @@ const (
 	debianConfDir   = "/etc/zookeeper/conf"
 	slf4jSimpleJar  = "/usr/share/java/slf4j-simple.jar"
 	serverMainClass = "org.apache.zookeeper.server.ZooKeeperServerMain"
+	quorumMainClass = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 )
 
 // Installed reports whether ZooKeeper and Java can be found, as [Start]

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,11 +20,22 @@ const (
 	probeTimeout  = time.Second // per four-letter word
 )
 
+// Server modes, as the four-letter word stat reports them.
+var (
+	standaloneModes = []string{"standalone"}
+	ensembleModes   = []string{"leader", "follower"}
+)
+
+// notServing is how a running server that does not serve requests (an
+// ensemble member without a quorum) answers stat.
+const notServing = "not currently serving requests"
+
 // waitServing polls the server on 127.0.0.1:port until it answers "imok"
-// to ruok, its stat output shows it serving requests, and (where this can
-// be checked) it is p that listens on port, not another server that holds
-// it. It fails when p exits, after timeout, or when ctx is done.
-func waitServing(ctx context.Context, p *childproc.Process, port int, timeout time.Duration) error {
+// to ruok, its stat output shows it serving requests in one of modes, and
+// (where this can be checked) it is p that listens on port, not another
+// server that holds it. It fails when p exits, after timeout, or when ctx
+// is done.
+func waitServing(ctx context.Context, p *childproc.Process, port int, modes []string, timeout time.Duration) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -33,7 +45,7 @@ func waitServing(ctx context.Context, p *childproc.Process, port int, timeout ti
 		if p.Exited() {
 			return fmt.Errorf("exited while starting: %s", p.ExitStatus())
 		}
-		last := probe(ctx, addr)
+		last := probe(ctx, addr, modes)
 		if last == nil {
 			switch mine, err := listens(p.PID(), port); {
 			case mine, errors.Is(err, errors.ErrUnsupported):
@@ -55,8 +67,9 @@ func waitServing(ctx context.Context, p *childproc.Process, port int, timeout ti
 	}
 }
 
-// probe checks once that the server at addr is up and serving.
-func probe(ctx context.Context, addr string) error {
+// probe checks once that the server at addr is up and serving in one of
+// modes.
+func probe(ctx context.Context, addr string, modes []string) error {
 	out, err := fourLetterWord(ctx, addr, "ruok")
 	if err != nil {
 		return err
@@ -68,10 +81,26 @@ func probe(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	if !strings.Contains(out, "Mode: standalone") {
+	if mode, err := statMode(out); err != nil || !slices.Contains(modes, mode) {
 		return fmt.Errorf("stat: not serving requests yet: %q", strings.TrimSpace(out))
 	}
 	return nil
+}
+
+// statMode returns the mode in the output of stat ("standalone", "leader",
+// "follower", "observer", ...), or "" when the server says it is not
+// serving requests or closes the connection without a word, as it does
+// with every client connection when it stops serving.
+func statMode(out string) (string, error) {
+	for line := range strings.Lines(out) {
+		if mode, ok := strings.CutPrefix(line, "Mode: "); ok {
+			return strings.TrimSpace(mode), nil
+		}
+	}
+	if out == "" || strings.Contains(out, notServing) {
+		return "", nil
+	}
+	return "", fmt.Errorf("stat answered %q, which has no mode", strings.TrimSpace(out))
 }
 
 // fourLetterWord sends a ZooKeeper four-letter command and returns the

@@ -57,6 +57,12 @@ type Server struct {
 // [Server.Close]. If ZooKeeper or Java is missing the error wraps
 // [ErrNotInstalled]; if the server fails to start, the error quotes the
 // end of its output, and nothing is left running.
+//
+// With opts.Ensemble set, Start starts one member of an ensemble, which
+// serves requests only once a quorum of members is up: Start returns only
+// when enough other members are started concurrently (from other
+// goroutines or processes). [StartEnsemble] does that for a whole
+// ensemble on loopback.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
@@ -70,8 +76,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.prepare(); err != nil {
 		return nil, fmt.Errorf("start ZooKeeper: %w", errors.Join(err, s.release()))
 	}
+	fixed := opts.clientPort()
 	for attempt := 1; ; attempt++ {
-		s.port = opts.Port
+		s.port = fixed
 		if s.port == 0 {
 			if s.port, err = freePort(); err != nil {
 				return nil, fmt.Errorf("start ZooKeeper: %w", errors.Join(err, s.release()))
@@ -82,7 +89,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return s, nil
 		}
 		clash := s.proc != nil && strings.Contains(strings.ToLower(s.proc.Tail()), "address already in use")
-		if opts.Port != 0 || !clash || attempt == startAttempts {
+		if fixed != 0 || !clash || attempt == startAttempts {
 			return nil, fmt.Errorf("start ZooKeeper: %w", errors.Join(err, s.release()))
 		}
 		fmt.Fprintf(s.log, "==== port %d was taken; retrying on another port\n", s.port)
@@ -132,14 +139,26 @@ func (s *Server) release() error {
 	return errors.Join(errs...)
 }
 
-// run writes zoo.cfg, starts the server and waits until it serves. On
-// failure the new process is killed and the error quotes its output.
+// ensemble reports whether the server is an ensemble member.
+func (s *Server) ensemble() bool { return len(s.opts.Ensemble) > 0 }
+
+// run writes zoo.cfg (and an ensemble member's myid), starts the server
+// and waits until it serves. On failure the new process is killed and the
+// error quotes its output.
 func (s *Server) run(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := os.WriteFile(s.cfgPath, s.opts.zooCfg(s.dataDir, s.port), 0o600); err != nil {
 		return fmt.Errorf("write zoo.cfg: %w", err)
+	}
+	mainClass, modes := serverMainClass, standaloneModes
+	if s.ensemble() {
+		mainClass, modes = quorumMainClass, ensembleModes
+		myid := filepath.Join(s.dataDir, "myid")
+		if err := os.WriteFile(myid, []byte(strconv.Itoa(s.opts.MyID)+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write myid: %w", err)
+		}
 	}
 	argv := []string{
 		s.java,
@@ -157,7 +176,7 @@ func (s *Server) run(ctx context.Context) error {
 		"-Dzookeeper.log.dir=" + s.dir,
 		"-Dzookeeper.root.logger=INFO,CONSOLE",
 		"-cp", s.classpath,
-		serverMainClass,
+		mainClass,
 		s.cfgPath,
 	}
 	fmt.Fprintf(s.log, "==== %s: starting %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(argv, " "))
@@ -174,14 +193,18 @@ func (s *Server) run(ctx context.Context) error {
 	s.mu.Lock()
 	s.proc = p
 	s.mu.Unlock()
-	err = waitServing(ctx, p, s.port, s.opts.StartTimeout)
+	err = waitServing(ctx, p, s.port, modes, s.opts.StartTimeout)
 	if err == nil {
 		return nil
 	}
 	if kerr := p.Kill(); kerr != nil {
 		err = errors.Join(err, kerr)
 	}
-	err = fmt.Errorf("server on %s: %w", s.Addr(), err)
+	if s.ensemble() {
+		err = fmt.Errorf("ensemble member %d on %s: %w", s.opts.MyID, s.Addr(), err)
+	} else {
+		err = fmt.Errorf("server on %s: %w", s.Addr(), err)
+	}
 	if tail := p.Tail(); tail != "" {
 		err = fmt.Errorf("%w\nserver output (tail):\n%s", err, tail)
 	}
@@ -198,8 +221,30 @@ func (s *Server) current() *childproc.Process {
 // Addr returns the client address, "127.0.0.1:port".
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
-// Servers returns the server list for a ZooKeeper client.
+// Servers returns the server list for a ZooKeeper client. For an ensemble
+// member it holds this member only; [Ensemble.Servers] lists them all.
 func (s *Server) Servers() []string { return []string{s.Addr()} }
+
+// MyID returns the server's id in its ensemble, or 0 for a standalone
+// server.
+func (s *Server) MyID() int { return s.opts.MyID }
+
+// Mode asks the server (with the four-letter word stat) what part it
+// plays: "standalone", or "leader" or "follower" in an ensemble. It
+// returns "" when the server runs but does not serve requests, as an
+// ensemble member without a quorum (or one that is just losing it) does,
+// and an error when the server cannot be reached or does not answer, for
+// instance because it is not running or paused.
+func (s *Server) Mode(ctx context.Context) (string, error) {
+	out, err := fourLetterWord(ctx, s.Addr(), "stat")
+	if err == nil {
+		var mode string
+		if mode, err = statMode(out); err == nil {
+			return mode, nil
+		}
+	}
+	return "", fmt.Errorf("ZooKeeper mode on %s: %w", s.Addr(), err)
+}
 
 // Port returns the client port.
 func (s *Server) Port() int { return s.port }
@@ -272,6 +317,12 @@ func (s *Server) whileRunning(op string, f func(*childproc.Process) error) error
 // requests, for at most [Options.StartTimeout] or until ctx is done.
 // Sessions and data survive, as with any ZooKeeper restart. If the server
 // fails to start, it is left stopped.
+//
+// An ensemble member serves requests only within a quorum, so Restart
+// rejoins a quorum that is up, but while the quorum is lost it waits
+// until enough other members are back, which a Restart of them on the
+// same goroutine cannot bring about. Restart the members that are needed
+// for a quorum together with [Ensemble.Restart].
 func (s *Server) Restart(ctx context.Context) error {
 	s.op.Lock()
 	defer s.op.Unlock()

@@ -56,7 +56,13 @@ func start(t *testing.T, opts zkserver.Options) *zkserver.Server {
 // unless the test closes it first.
 func connect(t *testing.T, s *zkserver.Server) *zk.Conn {
 	t.Helper()
-	conn, events, err := zk.Connect(s.Servers(), 10*time.Second, zk.WithLogger(discard{}), zk.WithLogInfo(false))
+	return connectServers(t, s.Servers())
+}
+
+// connectServers is connect for a client of the given servers.
+func connectServers(t *testing.T, servers []string) *zk.Conn {
+	t.Helper()
+	conn, events, err := zk.Connect(servers, 10*time.Second, zk.WithLogger(discard{}), zk.WithLogInfo(false))
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -149,6 +155,17 @@ func TestInvalidOptions(t *testing.T) {
 		{"dataDir property", zkserver.Options{Properties: map[string]string{"dataDir": "/tmp"}}, "dataDir"},
 		{"clientPort property", zkserver.Options{Properties: map[string]string{"clientPort": "2181"}}, "clientPort"},
 		{"whitelist without stat", zkserver.Options{Properties: map[string]string{"4lw.commands.whitelist": "ruok, mntr"}}, "ruok and stat"},
+		{"MyID without ensemble", zkserver.Options{MyID: 1}, "MyID 1 is set but Ensemble is empty"},
+		{"MyID zero in ensemble", zkserver.Options{Ensemble: testMembers}, "MyID 0 out of range: want 1 to 3"},
+		{"MyID beyond ensemble", zkserver.Options{MyID: 4, Ensemble: testMembers}, "MyID 4 out of range: want 1 to 3"},
+		{"port not the member's", zkserver.Options{MyID: 2, Port: 2181, Ensemble: testMembers}, "port 2181 differs from the client port 20012 of ensemble member 2"},
+		{"ensemble port zero", zkserver.Options{MyID: 1, Ensemble: []zkserver.Member{{ClientPort: 20001, ElectionPort: 20003}}}, "ensemble member 1's peer port 0 out of range"},
+		{"ensemble port too big", zkserver.Options{MyID: 1, Ensemble: []zkserver.Member{{ClientPort: 20001, PeerPort: 20002, ElectionPort: 70000}}}, "ensemble member 1's election port 70000 out of range"},
+		{"ensemble port twice", zkserver.Options{MyID: 1, Ensemble: []zkserver.Member{
+			{ClientPort: 20001, PeerPort: 20002, ElectionPort: 20003},
+			{ClientPort: 20011, PeerPort: 20002, ElectionPort: 20013},
+		}}, "ensemble member 2's peer port 20002 is also ensemble member 1's peer port"},
+		{"server property in ensemble", zkserver.Options{MyID: 1, Ensemble: testMembers, Properties: map[string]string{"server.4": "127.0.0.1:1:2"}}, "property server.4 is set by Start"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := zkserver.Start(context.Background(), tc.opts)
