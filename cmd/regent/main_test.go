@@ -215,16 +215,25 @@ func testDev(t *testing.T, store string) {
 		pid, _ := strconv.Atoi(m[2])
 		pids, urls, logs, from = append(pids, pid), append(urls, m[3]), append(logs, m[4]), at+1
 	}
-	// The logs live in the data directory, which regent dev removes.
-	defer func() {
-		if t.Failed() {
+	// The logs live in the data directory, which regent dev removes on
+	// Ctrl-C: print them before that, or at a fatal failure.
+	var dumpOnce sync.Once
+	dump := func() {
+		dumpOnce.Do(func() {
+			if !t.Failed() {
+				return
+			}
+			d.mu.Lock()
+			t.Logf("--- regent dev printed ---\n%s", strings.Join(d.lines, "\n"))
+			d.mu.Unlock()
 			for _, l := range logs {
 				b, _ := os.ReadFile(l)
 				lines := strings.Split(string(b), "\n")
 				t.Logf("--- %s (tail) ---\n%s", l, strings.Join(lines[max(0, len(lines)-150):], "\n"))
 			}
-		}
-	}()
+		})
+	}
+	defer dump()
 	dataDir := filepath.Dir(d.lastMatch(t, replicaRe)[4])
 	d.waitLine(t, regexp.MustCompile(`^regent dev is up: status page http://`), 0, 60*time.Second)
 	leaderRe := regexp.MustCompile(`^leader: (replica-\d) \(pid (\d+)\)\. To watch a failover: kill -9 (\d+)$`)
@@ -304,6 +313,7 @@ func testDev(t *testing.T, store string) {
 	}
 
 	// Ctrl-C stops everything and removes the temporary data.
+	dump()
 	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
