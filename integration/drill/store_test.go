@@ -62,55 +62,88 @@ func recovered(t *testing.T, tp *Topology, l *Replica, fwid string, n, launched 
 	tp.MustPass(context.Background())
 }
 
-// TestEtcdQuorumLossAndRecovery kills etcd members under a running
-// topology (a 3-member cluster): one member, the etcd leader, changes
-// nothing that matters; a second (the quorum is lost) leaves no regent
-// replica leading and no Mesos call accepted, for as long as it lasts;
-// both back, a leader emerges with the same FrameworkID and the same
-// tasks, and no replica was restarted.
-func TestEtcdQuorumLossAndRecovery(t *testing.T) {
-	tp := Start(t, Options{Store: "etcd", EtcdMembers: 3})
-	_, fwid := firstLeader(t, tp)
-	pids := map[string]int{}
-	for _, r := range tp.Replicas {
-		pids[r.ID] = r.PID()
-	}
+// member is one server of the store's cluster.
+type member interface{ Kill() }
 
-	first := tp.Etcd.WaitLeader(10 * time.Second)
-	first.Kill()
-	tp.WaitLeader(time.Minute)
-	simtest.Eventually(t, 30*time.Second, "3 running tasks with one member down", simtest.Running(tp.Sim, 3))
-	tp.MustPass(context.Background())
-
-	var second *testserver.EtcdMember
-	for _, m := range tp.Etcd.Members() {
-		if m != first {
-			second = m
-			break
+// storeCluster returns the store's own leader, another member, and a
+// function that restarts killed members together (a ZooKeeper member
+// serves again only once a quorum runs).
+func storeCluster(tp *Topology) (leader, other member, restart func(...member)) {
+	if tp.Etcd != nil {
+		l := tp.Etcd.WaitLeader(10 * time.Second)
+		for _, m := range tp.Etcd.Members() {
+			if m != l {
+				other = m
+			}
+		}
+		return l, other, func(ms ...member) {
+			for _, m := range ms {
+				m.(*testserver.EtcdMember).Restart()
+			}
 		}
 	}
-	second.Kill()
-	// The leader steps down when it can no longer renew its lease.
-	simtest.Eventually(t, tp.opts.ElectionTTL+10*time.Second, "no replica leads without a quorum", noneReady(tp))
-	quiet := time.Now()
-	time.Sleep(2 * tp.opts.ElectionTTL)
-	if calls := tp.AcceptedAfter(quiet, ""); len(calls) > 0 {
-		t.Fatalf("Mesos accepted %d calls while etcd had no quorum: %+v", len(calls), calls)
-	}
-	if !noneReady(tp)() {
-		t.Fatal("a replica leads while etcd has no quorum")
-	}
-
-	t0 := time.Now()
-	second.Restart()
-	first.Restart()
-	tp.WaitTakeover(t0, time.Minute)
-	recovered(t, tp, tp.WaitLeader(time.Minute), fwid, 3, 3)
-	for _, r := range tp.Replicas {
-		if r.PID() != pids[r.ID] || !r.Running() {
-			t.Errorf("%s was restarted or exited (pid %d, was %d)", r.ID, r.PID(), pids[r.ID])
+	l := tp.ZKEnsemble.WaitLeader(10 * time.Second)
+	for _, m := range tp.ZKEnsemble.Members() {
+		if m != l {
+			other = m
 		}
 	}
+	return l, other, func(ms ...member) {
+		zs := make([]*testserver.ZooKeeper, len(ms))
+		for i, m := range ms {
+			zs[i] = m.(*testserver.ZooKeeper)
+		}
+		tp.ZKEnsemble.Restart(zs...)
+	}
+}
+
+// TestStoreQuorumLossAndRecovery kills members of the store's cluster (3
+// etcd members, or a 3-server ZooKeeper ensemble) under a running
+// topology: one member, the store's own leader, changes nothing that
+// matters; a second (the quorum is lost) leaves no regent replica leading
+// and no Mesos call accepted, for as long as it lasts; both back, a
+// leader emerges with the same FrameworkID and the same tasks, and no
+// replica was restarted.
+func TestStoreQuorumLossAndRecovery(t *testing.T) {
+	stores(t, func(t *testing.T, store string) {
+		o := Options{Store: store, EtcdMembers: 3}
+		if store == "zk" {
+			o = Options{Store: store, ZKMembers: 3}
+		}
+		tp := Start(t, o)
+		_, fwid := firstLeader(t, tp)
+		pids := map[string]int{}
+		for _, r := range tp.Replicas {
+			pids[r.ID] = r.PID()
+		}
+		first, second, restart := storeCluster(tp)
+		first.Kill()
+		tp.WaitLeader(time.Minute)
+		simtest.Eventually(t, 30*time.Second, "3 running tasks with one member down", simtest.Running(tp.Sim, 3))
+		tp.MustPass(context.Background())
+
+		second.Kill()
+		// The leader steps down when it can no longer renew its term.
+		simtest.Eventually(t, tp.timeout()+10*time.Second, "no replica leads without a quorum", noneReady(tp))
+		quiet := time.Now()
+		time.Sleep(2 * tp.timeout())
+		if calls := tp.AcceptedAfter(quiet, ""); len(calls) > 0 {
+			t.Fatalf("Mesos accepted %d calls while the store had no quorum: %+v", len(calls), calls)
+		}
+		if !noneReady(tp)() {
+			t.Fatal("a replica leads while the store has no quorum")
+		}
+
+		t0 := time.Now()
+		restart(second, first)
+		tp.WaitTakeover(t0, time.Minute)
+		recovered(t, tp, tp.WaitLeader(time.Minute), fwid, 3, 3)
+		for _, r := range tp.Replicas {
+			if r.PID() != pids[r.ID] || !r.Running() {
+				t.Errorf("%s was restarted or exited (pid %d, was %d)", r.ID, r.PID(), pids[r.ID])
+			}
+		}
+	})
 }
 
 // TestZooKeeperServerRestart kills the ZooKeeper server (SIGKILL) and

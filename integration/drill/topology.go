@@ -50,6 +50,10 @@ type Options struct {
 	// processes (Topology.Etcd), for drills that kill members and lose
 	// the quorum; 0 or 1 is the embedded single server.
 	EtcdMembers int
+	// ZKMembers > 1 runs ZooKeeper as an ensemble of that many servers
+	// (Topology.ZKEnsemble), for drills that lose the quorum; 0 or 1 is
+	// one standalone server.
+	ZKMembers int
 	// Masters (default 1) is how many mesos-sim masters run; with
 	// ZKMasters they publish the leading one in ZooKeeper (a server is
 	// started for them when the store is etcd) and the replicas are
@@ -73,6 +77,7 @@ type Topology struct {
 	// the server of the store or of the masters' detection, if any.
 	Etcd       *testserver.EtcdCluster
 	ZooKeeper  *testserver.ZooKeeper
+	ZKEnsemble *testserver.ZooKeeperEnsemble
 	storeAddrs []string
 	masterSpec string // zk://... with ZKMasters
 	dir        string
@@ -138,12 +143,17 @@ func Start(t tb.TB, o Options) *Topology {
 		e := testserver.StartEtcd(t)
 		tp.storeAddrs = []string{strings.TrimPrefix(e.Endpoints()[0], "http://")}
 		store, err = persist.NewEtcd(e.Client(t), persist.EtcdOptions{Framework: "drill"})
+	case o.Store == "zk" && o.EtcdMembers <= 1 && o.ZKMembers > 1:
+		tp.ZKEnsemble = testserver.StartZooKeeperEnsemble(t, o.ZKMembers,
+			testserver.WithZooKeeperSessionTimeouts(time.Second, time.Minute))
+		tp.storeAddrs = tp.ZKEnsemble.Servers()
+		store, err = persist.NewZooKeeper(tp.ZKEnsemble.Conn(t), persist.ZKOptions{Framework: "drill"})
 	case o.Store == "zk" && o.EtcdMembers <= 1:
 		startZK()
 		tp.storeAddrs = []string{tp.ZooKeeper.Addr()}
 		store, err = persist.NewZooKeeper(tp.ZooKeeper.Conn(t), persist.ZKOptions{Framework: "drill"})
 	default:
-		t.Fatalf("drill: store %q with %d etcd members", o.Store, o.EtcdMembers)
+		t.Fatalf("drill: store %q with %d etcd members and %d ZooKeeper members", o.Store, o.EtcdMembers, o.ZKMembers)
 	}
 	if err != nil {
 		t.Fatalf("drill: the checker's store reader: %v", err)

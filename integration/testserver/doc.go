@@ -34,6 +34,11 @@
 //     layouts, and JAVA selects the java binary. Its clients bound the
 //     connect handshake, so a restarting server does not stall them.
 //
+//   - [StartZooKeeperEnsemble] runs an ensemble of such servers
+//     (QuorumPeerMain), normally 3, for tests that kill members and lose
+//     the quorum; members killed until the quorum was lost come back
+//     together with [ZooKeeperEnsemble.Restart].
+//
 // Every server listens on free 127.0.0.1 ports, keeps its data under
 // t.TempDir(), and is torn down by t.Cleanup even when the test fails:
 // child processes are killed and reaped, and embedded servers are closed.

@@ -141,7 +141,7 @@ func (z *ZooKeeper) MyID() int { return z.srv.MyID() }
 // Mode returns what the server says it is: "standalone", or "leader" or
 // "follower" in an ensemble, or "" while it runs but does not serve
 // requests (an ensemble member without a quorum). It fails the test if
-// the server does not answer within 2 s, as when it is killed or paused.
+// the server does not answer within 2 s: if it is killed or paused, say.
 func (z *ZooKeeper) Mode() string {
 	z.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -224,9 +224,8 @@ func (z *ZooKeeper) Restart() {
 
 // Conn returns a client connected to the server (to this server only,
 // also for an ensemble member) with an established session (10 s session
-// timeout). The client logs through t.Logf and is
-// closed by t.Cleanup. Connection events are discarded; use
-// [ZooKeeper.ConnEvents] to see them.
+// timeout). The client logs through t.Logf and is closed by t.Cleanup.
+// Connection events are discarded; use [ZooKeeper.ConnEvents] to see them.
 //
 // The client gives up on a connection whose connect request the server
 // has not answered within 2 s (or the session timeout, if shorter) and

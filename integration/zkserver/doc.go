@@ -1,6 +1,7 @@
-// Package zkserver runs a real, standalone Apache ZooKeeper server from the
-// Debian "zookeeper" package (ZooKeeperServerMain on the JVM) as a child
-// process, for integration tests and for `regent dev`. It does not depend
+// Package zkserver runs a real Apache ZooKeeper server from the Debian
+// "zookeeper" package (ZooKeeperServerMain on the JVM), standalone or as
+// a member of an ensemble, as a child process, for integration tests and
+// for `regent dev`. It does not depend
 // on the testing package; integration/testserver wraps it for tests.
 //
 // [Start] validates its [Options], locates java and the ZooKeeper class
@@ -25,8 +26,23 @@
 // parent-death signal on Linux, so it does not outlive a program that
 // crashes or is killed without calling Close.
 //
-// If ZooKeeper or Java is missing, [Start] and [Installed] return an error
-// matching [ErrNotInstalled] that names the install command. The
-// environment variable ZOOKEEPER_CLASSPATH replaces the default class path
-// for other layouts, and JAVA (or JAVA_HOME) selects the java binary.
+// [StartEnsemble] runs a replicated ensemble instead, normally of three
+// members on loopback, so that drills can kill members and lose and
+// restore the quorum. Each member is a [Server] started from [Options]
+// with [Options.Ensemble] and [Options.MyID] set: it runs
+//
+//	org.apache.zookeeper.server.quorum.QuorumPeerMain <dir>/zoo.cfg
+//
+// with a server.N line for every member in zoo.cfg and its id in
+// <dir>/data/myid, and counts as serving once stat reports it as leader or
+// follower, which needs a quorum. The members start concurrently; the
+// returned [Ensemble] lists them, restarts several together (a member
+// restarted alone while the quorum is lost would wait for the others),
+// and kills them all at [Ensemble.Close].
+//
+// If ZooKeeper or Java is missing, [Start], [StartEnsemble] and
+// [Installed] return an error matching [ErrNotInstalled] that names the
+// install command. The environment variable ZOOKEEPER_CLASSPATH replaces
+// the default class path for other layouts, and JAVA (or JAVA_HOME)
+// selects the java binary.
 package zkserver

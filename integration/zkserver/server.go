@@ -318,11 +318,12 @@ func (s *Server) whileRunning(op string, f func(*childproc.Process) error) error
 // Sessions and data survive, as with any ZooKeeper restart. If the server
 // fails to start, it is left stopped.
 //
-// An ensemble member serves requests only within a quorum, so Restart
-// rejoins a quorum that is up, but while the quorum is lost it waits
-// until enough other members are back, which a Restart of them on the
-// same goroutine cannot bring about. Restart the members that are needed
-// for a quorum together with [Ensemble.Restart].
+// An ensemble member serves requests only within a quorum. Restart of a
+// member rejoins a quorum that is up; while the quorum is lost, it waits
+// until enough other members run again, and fails after StartTimeout if
+// they do not, so restarting the members one after the other cannot
+// restore a lost quorum. Restart the members that are needed for a
+// quorum together with [Ensemble.Restart].
 func (s *Server) Restart(ctx context.Context) error {
 	s.op.Lock()
 	defer s.op.Unlock()

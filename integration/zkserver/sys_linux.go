@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -45,4 +46,18 @@ func listens(pid, port int) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// ephemeralPortMin returns the lowest port of the range the kernel picks
+// ports from for sockets bound to port 0 and for outgoing connections.
+func ephemeralPortMin() (int, error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, fmt.Errorf("ip_local_port_range %q: want two ports", b)
+	}
+	return strconv.Atoi(f[0])
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -62,7 +63,8 @@ func connect(t *testing.T, s *zkserver.Server) *zk.Conn {
 // connectServers is connect for a client of the given servers.
 func connectServers(t *testing.T, servers []string) *zk.Conn {
 	t.Helper()
-	conn, events, err := zk.Connect(servers, 10*time.Second, zk.WithLogger(discard{}), zk.WithLogInfo(false))
+	conn, events, err := zk.Connect(servers, 10*time.Second,
+		zk.WithDialer(boundedHandshake), zk.WithLogger(discard{}), zk.WithLogInfo(false))
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -84,9 +86,37 @@ func connectServers(t *testing.T, servers []string) *zk.Conn {
 				return conn
 			}
 		case <-timer.C:
-			t.Fatal("no session after 15s")
+			t.Fatalf("no session with %v after 15s", servers)
 		}
 	}
+}
+
+// boundedHandshake dials connections whose first read deadline, the one
+// the zk client sets on the server's answer to its connect request, is at
+// most 2 s away. An ensemble member that is losing or regaining its quorum
+// can take the connection and never answer, and the client would wait ten
+// receive timeouts (over a minute) before it tried another server.
+func boundedHandshake(network, address string, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout(network, address, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &handshakeConn{Conn: c}, nil
+}
+
+// handshakeConn caps the first read deadline set on it.
+type handshakeConn struct {
+	net.Conn
+	shaken atomic.Bool
+}
+
+func (c *handshakeConn) SetReadDeadline(t time.Time) error {
+	if !t.IsZero() && !c.shaken.Swap(true) {
+		if bound := time.Now().Add(2 * time.Second); t.After(bound) {
+			t = bound
+		}
+	}
+	return c.Conn.SetReadDeadline(t)
 }
 
 type discard struct{}
