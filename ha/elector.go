@@ -74,8 +74,9 @@ type Term struct {
 	cancel context.CancelCauseFunc
 	resign func(context.Context) error
 	// until is the local deadline of the term as its elector last set it
-	// (unix nanoseconds; 0: unknown): the term ends then unless renewed.
-	until atomic.Pointer[time.Time] // with its monotonic reading
+	// (nil: unknown), with its monotonic clock reading: the term ends then
+	// unless renewed.
+	until atomic.Pointer[time.Time]
 
 	mu       sync.Mutex
 	resigned bool
