@@ -10,12 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"go.uber.org/zap"
+
+	"github.com/regent-sched/regent/internal/zkdial"
 )
 
 // ErrBadMasterSpec is wrapped by every error [NewDetector] returns for a
@@ -394,31 +395,7 @@ func masterInfoURL(data []byte) (string, error) {
 // timeout divided by the number of servers, and so does this. Pass it to
 // zk.Connect with zk.WithDialer for every connection a replica makes; the
 // master detector uses it for its own.
-func ZKHandshakeDialer(limit time.Duration) zk.Dialer {
-	return func(network, address string, timeout time.Duration) (net.Conn, error) {
-		c, err := net.DialTimeout(network, address, timeout)
-		if err != nil {
-			return nil, err
-		}
-		return &handshakeConn{Conn: c, limit: limit}, nil
-	}
-}
-
-type handshakeConn struct {
-	net.Conn
-	limit  time.Duration
-	shaken atomic.Bool // the handshake's deadline has been set
-}
-
-// SetReadDeadline implements net.Conn.
-func (c *handshakeConn) SetReadDeadline(t time.Time) error {
-	if !t.IsZero() && !c.shaken.Swap(true) {
-		if bound := time.Now().Add(c.limit); t.After(bound) {
-			t = bound
-		}
-	}
-	return c.Conn.SetReadDeadline(t)
-}
+func ZKHandshakeDialer(limit time.Duration) zk.Dialer { return zkdial.Handshake(limit) }
 
 // ZKLogger passes a go-zookeeper client's messages to zap at debug level
 // until Stop; the client may log from its goroutines up to its end, after

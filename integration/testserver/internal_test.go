@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/regent-sched/regent/internal/zkdial"
 )
 
 func TestIsAddrInUse(t *testing.T) {
@@ -87,7 +89,7 @@ func TestHandshakeDialerBoundsHandshake(t *testing.T) {
 	}()
 
 	conn, events, err := zk.Connect([]string{l.Addr().String()}, 10*time.Second,
-		zk.WithDialer(handshakeDialer(300*time.Millisecond)), zk.WithLogger(nopLogger{}), zk.WithLogInfo(false))
+		zk.WithDialer(zkdial.Handshake(300*time.Millisecond)), zk.WithLogger(nopLogger{}), zk.WithLogInfo(false))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -15,6 +13,8 @@ import (
 	"github.com/regent-sched/regent/integration/zkserver"
 
 	"github.com/regent-sched/regent/integration/tb"
+
+	"github.com/regent-sched/regent/internal/zkdial"
 )
 
 // ZooKeeper client defaults for [ZooKeeper.Conn] and [ZooKeeper.ConnEvents].
@@ -260,7 +260,7 @@ func zkConnect(t tb.TB, servers []string, sessionTimeout time.Duration, wantEven
 	lg := &zkTestLogger{t: t}
 	limit := min(sessionTimeout/time.Duration(len(servers)), zkHandshakeMax)
 	conn, events, err := zk.Connect(servers, sessionTimeout,
-		zk.WithDialer(handshakeDialer(limit)), zk.WithLogger(lg), zk.WithLogInfo(false))
+		zk.WithDialer(zkdial.Handshake(limit)), zk.WithLogger(lg), zk.WithLogInfo(false))
 	if err != nil {
 		t.Fatalf("testserver: connect to ZooKeeper %s: %v", strings.Join(servers, ","), err)
 	}
@@ -386,37 +386,4 @@ func (l *zkTestLogger) stop() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.stopped = true
-}
-
-// handshakeDialer dials ZooKeeper connections whose first read deadline,
-// the one on the server's answer to the connect request, is at most limit
-// away. go-zookeeper allows ten receive timeouts there (over a minute with
-// a 10 s session), and a server that is still starting can take the
-// connection and never answer. Like core's dialer for the master detector.
-func handshakeDialer(limit time.Duration) zk.Dialer {
-	return func(network, address string, timeout time.Duration) (net.Conn, error) {
-		c, err := net.DialTimeout(network, address, timeout)
-		if err != nil {
-			return nil, err
-		}
-		return &handshakeConn{Conn: c, limit: limit}, nil
-	}
-}
-
-// handshakeConn caps the first read deadline set on it, which go-zookeeper
-// sets for the handshake, and passes later deadlines through.
-type handshakeConn struct {
-	net.Conn
-	limit  time.Duration
-	shaken atomic.Bool // the handshake's deadline has been set
-}
-
-// SetReadDeadline implements net.Conn.
-func (c *handshakeConn) SetReadDeadline(t time.Time) error {
-	if !t.IsZero() && !c.shaken.Swap(true) {
-		if bound := time.Now().Add(c.limit); t.After(bound) {
-			t = bound
-		}
-	}
-	return c.Conn.SetReadDeadline(t)
 }

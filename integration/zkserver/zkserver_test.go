@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/regent-sched/regent/integration/zkserver"
+
+	"github.com/regent-sched/regent/internal/zkdial"
 )
 
 // TestMain fails the package if any test leaves a goroutine behind: every
@@ -64,7 +65,9 @@ func connect(t *testing.T, s *zkserver.Server) *zk.Conn {
 func connectServers(t *testing.T, servers []string) *zk.Conn {
 	t.Helper()
 	conn, events, err := zk.Connect(servers, 10*time.Second,
-		zk.WithDialer(boundedHandshake), zk.WithLogger(discard{}), zk.WithLogInfo(false))
+		// An ensemble member losing or regaining its quorum can take the
+		// connection and never answer it.
+		zk.WithDialer(zkdial.Handshake(2*time.Second)), zk.WithLogger(discard{}), zk.WithLogInfo(false))
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -89,34 +92,6 @@ func connectServers(t *testing.T, servers []string) *zk.Conn {
 			t.Fatalf("no session with %v after 15s", servers)
 		}
 	}
-}
-
-// boundedHandshake dials connections whose first read deadline, the one
-// the zk client sets on the server's answer to its connect request, is at
-// most 2 s away. An ensemble member that is losing or regaining its quorum
-// can take the connection and never answer, and the client would wait ten
-// receive timeouts (over a minute) before it tried another server.
-func boundedHandshake(network, address string, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout(network, address, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return &handshakeConn{Conn: c}, nil
-}
-
-// handshakeConn caps the first read deadline set on it.
-type handshakeConn struct {
-	net.Conn
-	shaken atomic.Bool
-}
-
-func (c *handshakeConn) SetReadDeadline(t time.Time) error {
-	if !t.IsZero() && !c.shaken.Swap(true) {
-		if bound := time.Now().Add(2 * time.Second); t.After(bound) {
-			t = bound
-		}
-	}
-	return c.Conn.SetReadDeadline(t)
 }
 
 type discard struct{}
