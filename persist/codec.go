@@ -293,15 +293,7 @@ func decodeManifest(v []byte, maxVersion int) (*manifest, int, error) {
 		return m, version, err
 	}
 	r := &reader{b: p}
-	m := &manifest{}
-	m.framework = string(r.bytes("framework name"))
-	m.generation = r.uvarint("generation")
-	m.frameworkID = string(r.bytes("framework id"))
-	m.tasks = r.uvarint("task count")
-	m.entries = r.uvarint("entry count")
-	if d := r.fixed(8, "digest"); d != nil {
-		m.digest = binary.LittleEndian.Uint64(d)
-	}
+	m := readManifestHead(r)
 	switch r.byte("applying flag") {
 	case 0:
 	case 1:
@@ -322,8 +314,8 @@ func decodeManifest(v []byte, maxVersion int) (*manifest, int, error) {
 	return m, version, nil
 }
 
-func decodeManifestV2(p []byte) (*manifest, error) {
-	r := &reader{b: p}
+// readManifestHead reads the fields that open a manifest in every format.
+func readManifestHead(r *reader) *manifest {
 	m := &manifest{}
 	m.framework = string(r.bytes("framework name"))
 	m.generation = r.uvarint("generation")
@@ -333,6 +325,12 @@ func decodeManifestV2(p []byte) (*manifest, error) {
 	if d := r.fixed(8, "digest"); d != nil {
 		m.digest = binary.LittleEndian.Uint64(d)
 	}
+	return m
+}
+
+func decodeManifestV2(p []byte) (*manifest, error) {
+	r := &reader{b: p}
+	m := readManifestHead(r)
 	m.logFrom = r.uvarint("log start")
 	nodes := r.uvarint("shard trie size")
 	bits := r.bytes("shard trie")
