@@ -37,27 +37,32 @@ type (
 	}
 )
 
-var httpClient = &http.Client{Timeout: 2 * time.Second}
-
-func (r *Replica) get(ctx context.Context, path string, out any) error {
-	// A frozen replica must not eat the caller's whole deadline.
-	ctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
+// send sends a request with no body to the replica, bounded by timeout
+// (a frozen replica must not eat the caller's whole deadline), and
+// returns the status and body.
+func (r *Replica) send(ctx context.Context, method, path string, timeout time.Duration) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, r.URL+path, nil)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+func (r *Replica) get(ctx context.Context, path string, out any) error {
+	code, b, err := r.send(ctx, http.MethodGet, path, 700*time.Millisecond)
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s%s: %s: %s", r.URL, path, resp.Status, b)
+	if code != http.StatusOK {
+		return fmt.Errorf("%s%s: %d %s: %s", r.URL, path, code, http.StatusText(code), b)
 	}
 	return json.Unmarshal(b, out)
 }
@@ -76,19 +81,11 @@ func (r *Replica) Info(ctx context.Context) (Info, error) {
 
 // ready asks GET /readyz: nil when the replica reached the store lately.
 func (r *Replica) ready(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+"/readyz", nil)
+	code, b, err := r.send(ctx, http.MethodGet, "/readyz", 700*time.Millisecond)
 	if err != nil {
 		return err
 	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
+	if code != http.StatusOK {
 		return fmt.Errorf("%s not ready: %s", r.ID, b)
 	}
 	return nil
@@ -97,17 +94,6 @@ func (r *Replica) ready(ctx context.Context) error {
 // Do sends a request with no body to the replica and returns the status
 // and body (a standby forwards framework requests to the leader).
 func (r *Replica) Do(ctx context.Context, method, path string) (int, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, r.URL+path, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	code, b, err := r.send(ctx, method, path, 15*time.Second)
+	return code, string(b), err
 }
