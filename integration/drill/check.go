@@ -139,6 +139,9 @@ func (tp *Topology) Check(ctx context.Context) []Violation {
 }
 
 // checkForgotten compares the tasks Mesos runs with the leader's state.
+// fw was read before the leader is asked; a task counts as forgotten only
+// if Mesos still runs it after the leader answered without it (between
+// the two reads the leader may have killed it and forgotten it, rightly).
 func (tp *Topology) checkForgotten(ctx context.Context, fw mesossim.FrameworkView) []Violation {
 	leader, err := tp.Leader(ctx)
 	if err != nil {
@@ -156,9 +159,15 @@ func (tp *Topology) checkForgotten(ctx context.Context, fw mesossim.FrameworkVie
 	for _, t := range known.Tasks {
 		ids[t.ID] = true
 	}
+	still := map[string]bool{}
+	if after, ok := tp.Sim.Snapshot().Framework(fw.ID); ok {
+		for _, tk := range after.Tasks {
+			still[tk.ID] = !terminal(tk.State)
+		}
+	}
 	var out []Violation
 	for _, tk := range fw.Tasks {
-		if !terminal(tk.State) && !ids[tk.ID] {
+		if !terminal(tk.State) && !ids[tk.ID] && still[tk.ID] {
 			out = append(out, Violation{Rule: "forgotten", At: time.Now(),
 				Detail: fmt.Sprintf("Mesos runs %s (%s) on %s, the leader %s does not know it", tk.ID, tk.State, tk.AgentID, leader.ID)})
 		}
