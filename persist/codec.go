@@ -17,8 +17,14 @@ const (
 	// formatPacked is ZooKeeper's: records packed into hash shards plus a
 	// log of recent commits (see zkpack.go).
 	formatPacked = 2
-	// maxFormat is the highest format this binary reads (ZooKeeper).
-	maxFormat = formatPacked
+	// formatWriter is what both backends write now: the layout of format
+	// 1 (etcd) or 2 (ZooKeeper), with a manifest that names its layout
+	// and the fence of the term that wrote it. Only the manifest changed:
+	// records, parts, journal chunks, shards and log chunks keep the
+	// header of the format that introduced them.
+	formatWriter = 3
+	// maxFormat is the highest format this binary reads.
+	maxFormat = formatWriter
 )
 
 // maxParts bounds the parts of one record a decoder accepts.
@@ -245,40 +251,46 @@ type manifest struct {
 	// (logFrom, generation], and shape is the shard trie (see shape.go).
 	logFrom uint64
 	shape   shapeCode
+	// layout is formatRecords or formatPacked: how the records are
+	// stored. Formats 1 and 2 imply it; format 3 says it.
+	layout int
+	// writer is the fence of the term that wrote this manifest (format 3;
+	// zero in older ones).
+	writer Fence
 }
 
-func encodeManifest(m *manifest) []byte {
-	w := newWriter(64 + len(m.framework) + len(m.frameworkID))
+// encodeManifest encodes m in the given format: formatRecords or
+// formatPacked (what older binaries wrote; tests use them), or
+// formatWriter, whose payload opens with the layout byte and ends with the
+// writer's fence.
+func encodeManifest(m *manifest, version int) []byte {
+	w := newWriter(96 + len(m.framework) + len(m.frameworkID) + len(m.shape.bits) + len(m.writer.Key))
+	if version >= formatWriter {
+		w.byte(byte(m.layout))
+	}
 	w.str(m.framework)
 	w.uvarint(m.generation)
 	w.str(m.frameworkID)
 	w.uvarint(m.tasks)
 	w.uvarint(m.entries)
 	w.u64(m.digest)
-	if m.applying {
+	if m.layout == formatPacked {
+		// No journal mark: the log's start and the shard trie.
+		w.uvarint(m.logFrom)
+		w.uvarint(uint64(m.shape.nodes))
+		w.str(m.shape.bits)
+	} else if m.applying {
 		w.byte(1)
 		w.uvarint(m.applyGen)
 		w.uvarint(m.applyChunks)
 	} else {
 		w.byte(0)
 	}
-	return w.seal(typeManifest)
-}
-
-// encodeManifestV2 encodes a format 2 manifest: format 1's fields without
-// the journal mark, then the log's start and the shard trie.
-func encodeManifestV2(m *manifest) []byte {
-	w := newWriter(64 + len(m.framework) + len(m.frameworkID) + len(m.shape.bits))
-	w.str(m.framework)
-	w.uvarint(m.generation)
-	w.str(m.frameworkID)
-	w.uvarint(m.tasks)
-	w.uvarint(m.entries)
-	w.u64(m.digest)
-	w.uvarint(m.logFrom)
-	w.uvarint(uint64(m.shape.nodes))
-	w.str(m.shape.bits)
-	return w.sealAs(typeManifest, formatPacked)
+	if version >= formatWriter {
+		w.str(m.writer.Key)
+		w.u64(uint64(m.writer.Revision))
+	}
+	return w.sealAs(typeManifest, version)
 }
 
 // decodeManifest decodes a manifest of any format up to maxVersion and
@@ -288,28 +300,58 @@ func decodeManifest(v []byte, maxVersion int) (*manifest, int, error) {
 	if err != nil {
 		return nil, version, err
 	}
-	if version == formatPacked {
-		m, err := decodeManifestV2(p)
-		return m, version, err
-	}
 	r := &reader{b: p}
-	m := readManifestHead(r)
-	switch r.byte("applying flag") {
-	case 0:
-	case 1:
-		m.applying = true
-		m.applyGen = r.uvarint("journal generation")
-		m.applyChunks = r.uvarint("journal chunk count")
-		if r.err == nil && (m.applyGen != m.generation || m.applyChunks == 0) {
-			r.err = fmt.Errorf("journal mark for generation %d (%d chunks) in manifest of generation %d: %w",
-				m.applyGen, m.applyChunks, m.generation, ErrCorrupt)
+	layout := version
+	if version >= formatWriter {
+		layout = int(r.byte("layout"))
+		if r.err == nil && layout != formatRecords && layout != formatPacked {
+			return nil, version, fmt.Errorf("layout %d, want %d or %d: %w", layout, formatRecords, formatPacked, ErrCorrupt)
 		}
-	default:
-		r.fail("applying flag")
+	}
+	m := readManifestHead(r)
+	m.layout = layout
+	if layout == formatPacked {
+		m.logFrom = r.uvarint("log start")
+		nodes := r.uvarint("shard trie size")
+		bits := r.bytes("shard trie")
+		if r.err == nil {
+			if nodes == 0 || nodes > 8*uint64(len(bits)) || (nodes+7)/8 != uint64(len(bits)) {
+				return nil, version, fmt.Errorf("shard trie of %d nodes in %d bytes: %w", nodes, len(bits), ErrCorrupt)
+			}
+			m.shape = shapeCode{nodes: int(nodes), bits: string(bits)}
+		}
+	} else {
+		switch r.byte("applying flag") {
+		case 0:
+		case 1:
+			m.applying = true
+			m.applyGen = r.uvarint("journal generation")
+			m.applyChunks = r.uvarint("journal chunk count")
+		default:
+			r.fail("applying flag")
+		}
+	}
+	if version >= formatWriter {
+		m.writer.Key = string(r.bytes("writer's fence key"))
+		if d := r.fixed(8, "writer's fence revision"); d != nil {
+			m.writer.Revision = int64(binary.LittleEndian.Uint64(d))
+		}
 	}
 	r.done("manifest")
 	if r.err != nil {
 		return nil, version, r.err
+	}
+	if m.applying && (m.applyGen != m.generation || m.applyChunks == 0) {
+		return nil, version, fmt.Errorf("journal mark for generation %d (%d chunks) in manifest of generation %d: %w",
+			m.applyGen, m.applyChunks, m.generation, ErrCorrupt)
+	}
+	if layout == formatPacked {
+		if m.logFrom > m.generation {
+			return nil, version, fmt.Errorf("log starts after generation %d, the manifest's %d: %w", m.logFrom, m.generation, ErrCorrupt)
+		}
+		if _, err := decodeShape(m.shape); err != nil {
+			return nil, version, err
+		}
 	}
 	return m, version, nil
 }
@@ -326,29 +368,6 @@ func readManifestHead(r *reader) *manifest {
 		m.digest = binary.LittleEndian.Uint64(d)
 	}
 	return m
-}
-
-func decodeManifestV2(p []byte) (*manifest, error) {
-	r := &reader{b: p}
-	m := readManifestHead(r)
-	m.logFrom = r.uvarint("log start")
-	nodes := r.uvarint("shard trie size")
-	bits := r.bytes("shard trie")
-	r.done("manifest")
-	if r.err != nil {
-		return nil, r.err
-	}
-	if m.logFrom > m.generation {
-		return nil, fmt.Errorf("log starts after generation %d, the manifest's %d: %w", m.logFrom, m.generation, ErrCorrupt)
-	}
-	if nodes == 0 || nodes > 8*uint64(len(bits)) || (nodes+7)/8 != uint64(len(bits)) {
-		return nil, fmt.Errorf("shard trie of %d nodes in %d bytes: %w", nodes, len(bits), ErrCorrupt)
-	}
-	m.shape = shapeCode{nodes: int(nodes), bits: string(bits)}
-	if _, err := decodeShape(m.shape); err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // record is a decoded record value: inline data, or a reference to parts.

@@ -11,43 +11,56 @@ import (
 )
 
 func TestManifestRoundTrip(t *testing.T) {
-	for _, m := range []manifest{
-		{framework: "fw", generation: 1},
-		{framework: "fw", generation: 1 << 40, frameworkID: "2024-id-0001", tasks: 100000, entries: 3, digest: 0xdeadbeefcafef00d},
-		{framework: "ü", generation: 7, tasks: 1, applying: true, applyGen: 7, applyChunks: 12},
-	} {
-		v := encodeManifest(&m)
-		got, version, err := decodeManifest(v, formatRecords)
-		if err != nil || version != formatRecords || *got != m {
-			t.Errorf("manifest %+v: decoded %+v, version %d, %v", m, got, version, err)
-		}
-	}
-	bad := manifest{framework: "fw", generation: 7, applying: true, applyGen: 6, applyChunks: 1}
-	if _, _, err := decodeManifest(encodeManifest(&bad), formatRecords); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("a journal mark for another generation decoded: %v", err)
-	}
-	// Format 2: no journal mark; the log's start and the shard trie.
+	// Formats 1 and 3 with etcd's records layout; 2 and 3 with the packed
+	// one. Format 3 also carries the writer's fence.
 	split := &snode{kids: [2]*snode{{depth: 1}, {depth: 1, prefix: 1}}}
-	for _, m := range []manifest{
-		{framework: "fw", generation: 1, shape: encodeShape(&snode{})},
-		{framework: "fw", generation: 9, frameworkID: "id", tasks: 100000, entries: 2, digest: 42, logFrom: 7, shape: encodeShape(split)},
-	} {
-		v := encodeManifestV2(&m)
-		got, version, err := decodeManifest(v, formatPacked)
-		if err != nil || version != formatPacked || *got != m {
-			t.Errorf("manifest %+v: decoded %+v, version %d, %v", m, got, version, err)
+	writer := Fence{Key: "/regent/fw/leader/694d8f5a3c1e2b07", Revision: 1 << 33}
+	cases := []struct {
+		m       manifest
+		version int
+	}{
+		{manifest{framework: "fw", generation: 1}, formatRecords},
+		{manifest{framework: "fw", generation: 1 << 40, frameworkID: "2024-id-0001", tasks: 100000, entries: 3, digest: 0xdeadbeefcafef00d}, formatRecords},
+		{manifest{framework: "ü", generation: 7, tasks: 1, applying: true, applyGen: 7, applyChunks: 12}, formatRecords},
+		{manifest{framework: "fw", generation: 1, shape: encodeShape(&snode{})}, formatPacked},
+		{manifest{framework: "fw", generation: 9, frameworkID: "id", tasks: 100000, entries: 2, digest: 42, logFrom: 7, shape: encodeShape(split)}, formatPacked},
+		{manifest{framework: "fw", generation: 7, tasks: 1, applying: true, applyGen: 7, applyChunks: 12, writer: writer}, formatWriter},
+		{manifest{framework: "fw", generation: 2, frameworkID: "id", writer: Fence{Key: "/z/leader/n_0000000003", Revision: -1}}, formatWriter},
+		{manifest{framework: "fw", generation: 9, logFrom: 7, shape: encodeShape(split), layout: formatPacked, writer: writer}, formatWriter},
+	}
+	for _, tc := range cases {
+		m := tc.m
+		if m.layout == 0 {
+			m.layout = formatRecords
+			if tc.version == formatPacked {
+				m.layout = formatPacked
+			}
 		}
-		if _, _, err := decodeManifest(v, formatRecords); !errors.Is(err, ErrNewerFormat) {
-			t.Errorf("a format 1 reader decoded a format 2 manifest: %v", err)
+		v := encodeManifest(&m, tc.version)
+		got, version, err := decodeManifest(v, maxFormat)
+		if err != nil || version != tc.version || *got != m {
+			t.Errorf("manifest %+v (format %d): decoded %+v, version %d, %v", m, tc.version, got, version, err)
+		}
+		if tc.version > formatRecords {
+			if _, _, err := decodeManifest(v, tc.version-1); !errors.Is(err, ErrNewerFormat) {
+				t.Errorf("a format %d reader decoded a format %d manifest: %v", tc.version-1, tc.version, err)
+			}
 		}
 	}
-	for _, m := range []manifest{
-		{framework: "fw", generation: 3, logFrom: 4, shape: encodeShape(&snode{})},
-		{framework: "fw", generation: 3, shape: shapeCode{nodes: 2, bits: "\x00"}},
-		{framework: "fw", generation: 3, shape: shapeCode{nodes: 0}},
-	} {
-		if _, _, err := decodeManifest(encodeManifestV2(&m), formatPacked); !errors.Is(err, ErrCorrupt) {
-			t.Errorf("bad manifest %+v decoded: %v", m, err)
+	bads := []struct {
+		m       manifest
+		version int
+	}{
+		{manifest{framework: "fw", generation: 7, applying: true, applyGen: 6, applyChunks: 1}, formatRecords},
+		{manifest{framework: "fw", generation: 7, applying: true, applyGen: 7, applyChunks: 0, layout: formatRecords}, formatWriter},
+		{manifest{framework: "fw", generation: 3, logFrom: 4, shape: encodeShape(&snode{}), layout: formatPacked}, formatPacked},
+		{manifest{framework: "fw", generation: 3, shape: shapeCode{nodes: 2, bits: "\x00"}, layout: formatPacked}, formatPacked},
+		{manifest{framework: "fw", generation: 3, shape: shapeCode{nodes: 0}, layout: formatPacked}, formatWriter},
+		{manifest{framework: "fw", generation: 3, layout: 7}, formatWriter},
+	}
+	for _, tc := range bads {
+		if _, _, err := decodeManifest(encodeManifest(&tc.m, tc.version), maxFormat); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("bad manifest %+v (format %d) decoded: %v", tc.m, tc.version, err)
 		}
 	}
 }
@@ -228,8 +241,9 @@ func TestJournalRoundTrip(t *testing.T) {
 // against the bytes that are there).
 func FuzzDecode(f *testing.F) {
 	k := recKey{kindTask, "task-1"}
-	f.Add(encodeManifest(&manifest{framework: "fw", generation: 3, frameworkID: "id", tasks: 2, digest: 9}))
-	f.Add(encodeManifest(&manifest{framework: "fw", generation: 3, applying: true, applyGen: 3, applyChunks: 2}))
+	f.Add(encodeManifest(&manifest{framework: "fw", generation: 3, frameworkID: "id", tasks: 2, digest: 9}, formatRecords))
+	f.Add(encodeManifest(&manifest{framework: "fw", generation: 3, applying: true, applyGen: 3, applyChunks: 2}, formatRecords))
+	f.Add(encodeManifest(&manifest{framework: "fw", generation: 3, layout: formatRecords, writer: Fence{Key: "k", Revision: 5}}, formatWriter))
 	f.Add(encodeInline(k, []byte("payload")))
 	f.Add(encodeRef(k, &partsRef{size: 100, dataCRC: 1, gen: 2, parts: 3}))
 	f.Add(encodePart(k, 2, 1, []byte("part")))
@@ -249,7 +263,8 @@ func FuzzDecode(f *testing.F) {
 		f.Add(c)
 	}
 	f.Add(encodeShard(1, 1, 5, []shardRec{{rec: recKey{kindTask, "b"}, data: []byte("x")}, {rec: recKey{kindEntry, "c"}, ref: &partsRef{size: 9, parts: 2}}}))
-	f.Add(encodeManifestV2(&manifest{framework: "fw", generation: 3, logFrom: 1, shape: encodeShape(&snode{kids: [2]*snode{{}, {}}})}))
+	f.Add(encodeManifest(&manifest{framework: "fw", generation: 3, logFrom: 1, shape: encodeShape(&snode{kids: [2]*snode{{}, {}}}), layout: formatPacked}, formatPacked))
+	f.Add(encodeManifest(&manifest{framework: "fw", generation: 3, logFrom: 1, shape: encodeShape(&snode{}), layout: formatPacked, writer: Fence{Key: "k", Revision: 5}}, formatWriter))
 	// Headers that declare huge lengths, with valid checksums.
 	huge := newWriter(16)
 	huge.uvarint(1 << 62)

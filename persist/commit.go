@@ -64,6 +64,7 @@ func (e *engine) commitLocked(ctx context.Context, fence Fence, ops []lop, fwid 
 	}
 	next.generation = gen
 	next.applying = false
+	next.layout, next.writer = formatRecords, fence
 	if fwid != nil {
 		next.frameworkID = *fwid
 	}
@@ -83,7 +84,7 @@ func (e *engine) commitLocked(ctx context.Context, fence Fence, ops []lop, fwid 
 		v.orphans = nil
 	}
 	// One transaction if everything fits.
-	single := &group{phase: phaseSingle, manifest: encodeManifest(&next)}
+	single := &group{phase: phaseSingle, manifest: encodeManifest(&next, e.format)}
 	all := append(append(make([]pop, 0, len(p.stage)+len(p.pops)), p.stage...), p.pops...)
 	if e.fits(single, all) {
 		e.add(single, all...)
@@ -138,7 +139,7 @@ func (e *engine) commitJournaled(ctx context.Context, fence Fence, fwid *string,
 	}
 	marked := *next
 	marked.applying, marked.applyGen, marked.applyChunks = true, gen, uint64(len(chunks))
-	mark := &group{phase: phaseMark, manifest: encodeManifest(&marked)}
+	mark := &group{phase: phaseMark, manifest: encodeManifest(&marked, e.format)}
 	jgroups := e.pack(phaseJournal, jpops, 0)
 	if last := jgroups[len(jgroups)-1]; e.fits(mark, last.pops) {
 		e.add(mark, last.pops...)
@@ -177,7 +178,7 @@ func (e *engine) commitJournaled(ctx context.Context, fence Fence, fwid *string,
 func (e *engine) applyAndClear(ctx context.Context, fence Fence, p *planned, rest []pop, next *manifest) error {
 	v := e.v
 	groups := e.pack(phaseApply, rest, 0)
-	clear := &group{phase: phaseClear, manifest: encodeManifest(next)}
+	clear := &group{phase: phaseClear, manifest: encodeManifest(next, e.format)}
 	if n := len(groups); n > 0 && e.fits(clear, groups[n-1].pops) {
 		e.add(clear, groups[n-1].pops...)
 		groups = groups[:n-1]
@@ -231,6 +232,7 @@ func (e *engine) rollForward(ctx context.Context, fence Fence) error {
 	p := e.plan(v, v.pending, v.man.generation)
 	cleared := *v.man
 	cleared.applying, cleared.applyGen, cleared.applyChunks = false, 0, 0
+	cleared.writer = fence // this term writes the manifest now
 	if err := e.applyAndClear(ctx, fence, p, p.pops, &cleared); err != nil {
 		return err
 	}

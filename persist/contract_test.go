@@ -66,6 +66,9 @@ func runContract(t *testing.T, h *harness) {
 		t.Run("NewerFormat", func(t *testing.T) { testNewerFormat(t, h) })
 		t.Run("Garbage", func(t *testing.T) { testGarbage(t, h) })
 	}
+	if h.older != nil {
+		t.Run("WriterUpgrade", func(t *testing.T) { testWriterUpgrade(t, h) })
+	}
 	if h.crash != nil {
 		t.Run("Crash", func(t *testing.T) { testCrash(t, h) })
 	}
@@ -111,8 +114,8 @@ func testRoundTrip(t *testing.T, h *harness) {
 	mustCommit(t, s2, f2, b)
 	m.apply(b)
 	checkModel(t, s2, m)
-	if snap := mustLoad(t, s2); snap.Format != h.format {
-		t.Fatalf("format %d, want %d", snap.Format, h.format)
+	if snap := mustLoad(t, s2); snap.Format != formatWriter || snap.Writer != f2 {
+		t.Fatalf("format %d written by %+v, want format %d by %+v", snap.Format, snap.Writer, formatWriter, f2)
 	}
 }
 

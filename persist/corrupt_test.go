@@ -17,7 +17,7 @@ func corruptSetup(t *testing.T, h *harness) (string, Fence, *model) {
 	s := h.newStore(t, testPrefix, fw)
 	f := h.grant(t, testPrefix, fw)
 	b := bigBatch("t", 10, 50)
-	if h.format == formatPacked {
+	if h.layout == formatPacked {
 		for k, v := range bigBatch("fill", 1500, 100).PutTasks {
 			b.PutTasks[k] = v
 		}
@@ -96,7 +96,7 @@ func testCorruption(t *testing.T, h *harness) {
 			mention: func(fw string) string { return root(fw) + "junk" },
 		},
 	}
-	if h.format == formatPacked {
+	if h.layout == formatPacked {
 		cases = append(cases, packedCorruptCases(h)...)
 	} else {
 		cases = append(cases, recordCorruptCases(h)...)
@@ -279,14 +279,14 @@ func testNewerFormat(t *testing.T, h *harness) {
 			rel := manifestName
 			if what != "manifest" {
 				rel = h.raw.lay().record(recKey{kindTask, "t-00002"})
-				if h.format == formatPacked {
+				if h.layout == formatPacked {
 					rel = zkShardOf(t, h, fw, recKey{kindTask, "t-00002"})
 				}
 			}
 			v := append([]byte{}, h.raw.get(t, testPrefix, fw, rel)...)
-			v[4] = byte(h.format + 1)
+			v[4] = byte(maxFormat + 1)
 			h.raw.put(t, testPrefix, fw, rel, v)
-			expectRefused(t, h, fw, f, ErrNewerFormat, fmt.Sprintf("format %d", h.format+1))
+			expectRefused(t, h, fw, f, ErrNewerFormat, fmt.Sprintf("format %d", maxFormat+1))
 		})
 	}
 }
@@ -298,7 +298,7 @@ func testGarbage(t *testing.T, h *harness) {
 	lay := h.raw.lay()
 	chunk := journalName
 	var gone []string
-	if h.format == formatPacked {
+	if h.layout == formatPacked {
 		chunk = logName
 		// A shard of an interrupted split, and a log entry already folded
 		// into the shards.

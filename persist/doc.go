@@ -126,21 +126,38 @@
 // 1) and is migrated by the first commit after that successful Load: the
 // state as read is written into new shards (invisible to format 1, which
 // has no shards), then the commit's multi replaces the format 1 manifest
-// by a format 2 one (the commit point), then the format 1 records, buckets
+// by a packed one (format 3 now; the commit point), then the format 1 records, buckets
 // and journal are deleted, eight multis per commit (Load ignores them). A
 // format 1 store with an interrupted journaled commit migrates with the
-// journal applied. A binary that knows only format 1 refuses a format 2
+// journal applied. A binary that knows only format 1 refuses the migrated
 // store (ErrNewerFormat) and leaves it untouched; during a migration it
 // refuses the new shards/ directory (ErrForeign).
+//
+// # Format 3: the writer's fence in the manifest
+//
+// Both backends now write format 3: the layout of format 1 (etcd) or 2
+// (ZooKeeper), whose manifest also says which layout it is and carries
+// the fence of the term that wrote it (Snapshot.Writer). Every commit
+// writes the manifest, so each generation names its leader, and a drill
+// can check every commit against the election's history
+// (integration/drill). Only the manifest changed. A store of format 1
+// (etcd) or 2 (ZooKeeper) loads as it is, with no writer, and its first
+// commit writes a format 3 manifest: that is the whole migration. A
+// binary of the format before refuses the store from then on
+// (ErrNewerFormat) and leaves it untouched, so upgrade every replica
+// before the old ones could lead again: a rolling update does that, and
+// an old replica that wins an election in between gives the term up
+// (the load fails) and campaigns again.
 //
 // # Persisted layout
 //
 // Under <prefix>/<framework>/ (prefix "/regent" by default):
 //
-//	manifest                         format, framework name, generation,
-//	                                 FrameworkID, task and entry counts,
-//	                                 digest; etcd: journal mark;
-//	                                 ZooKeeper: log start, shard trie
+//	manifest                         format, layout, framework name,
+//	                                 generation, FrameworkID, task and
+//	                                 entry counts, digest; etcd: journal
+//	                                 mark; ZooKeeper: log start, shard
+//	                                 trie; the writer's fence
 //	tasks/<id>                       etcd: one task record per key
 //	entries/<key>                    etcd: the framework's entries
 //	journal/<gen>.<n>                etcd: write-ahead journal chunks
@@ -156,13 +173,14 @@
 // path component: bytes outside [A-Za-z0-9._:-], and a leading '.', become
 // %XX. Any other key below the root makes Load fail with ErrForeign.
 //
-// Every value starts with a 12-byte header: magic "RGNT", the format of
-// the store that wrote it (parts keep format 1's in both), value type, two
-// reserved bytes, and the CRC-32C of the payload. Payloads use unsigned
+// Every value starts with a 12-byte header: magic "RGNT", the format that
+// introduced its encoding (the manifest: 3; parts, records and journal
+// chunks: 1; shards and log chunks: 2), value type, two reserved bytes,
+// and the CRC-32C of the payload. Payloads use unsigned
 // varints and length-prefixed strings; records, shards and parts carry
 // their own key or hash prefix, so a value copied to another name is
-// detected. etcd reads format 1 only; ZooKeeper reads formats 1 and 2 and
-// writes 2. Records up to MaxRecordBytes (64 MiB by default; larger ones
+// detected. etcd reads formats 1 and 3 and writes 3; ZooKeeper reads
+// formats 1 to 3 and writes 3. Records up to MaxRecordBytes (64 MiB by default; larger ones
 // are refused with ErrTooLarge) are split into parts when they do not fit
 // half a transaction.
 //

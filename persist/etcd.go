@@ -80,7 +80,7 @@ func NewEtcd(client *clientv3.Client, opts EtcdOptions) (*EtcdStore, error) {
 		lim:       txnLimits(opts.MaxTxnOps, budget, c.maxRecord, true),
 		be:        s,
 		lg:        c.lg,
-		format:    formatRecords,
+		format:    formatWriter,
 	}
 	return s, nil
 }

@@ -44,8 +44,12 @@ type harness struct {
 	crash *crashServer
 	// bulk is how many small tasks fit one transaction (0: any number).
 	bulk int
-	// format is the format a commit writes.
-	format int
+	// layout is how the backend stores records: formatRecords or
+	// formatPacked.
+	layout int
+	// older returns a store of fw that writes the format before
+	// formatWriter, as the binaries before it did (nil for memory).
+	older func(t *testing.T, prefix, fw string) Store
 	// midCommit lists where FencedMidJournal revokes the fence: after (or,
 	// with "before ", before) the first transaction of a phase, and whether
 	// the commit is durable then.
@@ -131,6 +135,11 @@ func etcdHarness(cli *clientv3.Client, endpoints []string) *harness {
 	h.raw = etcdRaw{cli: cli}
 	h.crash = &crashServer{backend: "etcd", addrs: endpoints}
 	h.bulk = DefaultEtcdMaxTxnOps - 1
+	h.older = func(t *testing.T, prefix, fw string) Store {
+		s := h.newStore(t, prefix, fw).(*EtcdStore)
+		s.eng.format = formatRecords
+		return s
+	}
 	recordEngineHarness(h)
 	return h
 }
@@ -138,7 +147,7 @@ func etcdHarness(cli *clientv3.Client, endpoints []string) *harness {
 // recordEngineHarness sets the commit points of the record engine (etcd,
 // ZooKeeper's format 1).
 func recordEngineHarness(h *harness) {
-	h.format = formatRecords
+	h.layout = formatRecords
 	h.midCommit = []midPoint{{phaseJournal, false}, {"before " + phaseMark, false}, {phaseMark, true}, {phaseApply, true}}
 	h.crashes = []crashPoint{
 		{"after staging a part", phaseStage, 1, 0},
@@ -219,7 +228,12 @@ func zkHarness(conn *zk.Conn, servers []string) *harness {
 	h.raw = zkRaw{conn: conn}
 	h.crash = &crashServer{backend: "zookeeper", addrs: servers}
 	h.bulk = 700
-	h.format = formatPacked
+	h.layout = formatPacked
+	h.older = func(t *testing.T, prefix, fw string) Store {
+		s := h.newStore(t, prefix, fw).(*ZKStore)
+		s.pk.format = formatPacked
+		return s
+	}
 	h.midCommit = []midPoint{{phaseLog, false}, {"before " + phaseCommit, false}, {phaseCommit, true}, {phaseCompact, true}}
 	h.crashes = []crashPoint{
 		{"after staging a part", phaseStage, 1, 0},
@@ -351,7 +365,7 @@ func memoryHarness() *harness {
 		}
 		return s
 	}
-	h := &harness{name: "memory", format: formatRecords}
+	h := &harness{name: "memory", layout: formatRecords}
 	h.newStore = func(t *testing.T, prefix, fw string) Store { return get(t, prefix, fw) }
 	h.grant = func(t *testing.T, prefix, fw string) Fence {
 		mu.Lock()

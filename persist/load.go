@@ -40,12 +40,16 @@ func (e *engine) build(ctx context.Context, raw *rawRead) (*Snapshot, *view, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("persist: load: manifest %s: %w", e.be.path(manifestName), err)
 	}
+	if man.layout != formatRecords {
+		return nil, nil, fmt.Errorf("persist: load: manifest %s is of layout %d (ZooKeeper's packed shards), not %d: %w",
+			e.be.path(manifestName), man.layout, formatRecords, ErrCorrupt)
+	}
 	if man.framework != e.framework {
 		return nil, nil, fmt.Errorf("persist: load: manifest %s belongs to framework %q, not %q: %w",
 			e.be.path(manifestName), man.framework, e.framework, ErrForeign)
 	}
 	v.man, v.format = man, version
-	snap.Format, snap.Generation, snap.FrameworkID = version, man.generation, man.frameworkID
+	snap.Format, snap.Generation, snap.FrameworkID, snap.Writer = version, man.generation, man.frameworkID, man.writer
 
 	var sum tally
 	if err := e.readRecords(ctx, raw, snap, v, &sum); err != nil {

@@ -116,7 +116,7 @@ func (m *MemoryStore) Commit(ctx context.Context, fence Fence, b Batch) (uint64,
 		m.state.FrameworkID = *b.FrameworkID
 	}
 	m.state.Generation++
-	m.state.Format = formatRecords
+	m.state.Format, m.state.Writer = formatWriter, fence
 	if fail != nil {
 		return 0, fail
 	}

@@ -11,7 +11,7 @@ import (
 
 // testZKMigration: a store written in format 1 (by the old layout's code
 // path) loads, migrates on the first commit of the new code, loads again
-// in format 2, and is then refused, untouched, by the old code.
+// in the current format, and is then refused, untouched, by the old code.
 func testZKMigration(t *testing.T, h *harness, conn *zk.Conn) {
 	t.Run("RoundTrip", func(t *testing.T) { testMigrationRoundTrip(t, h, conn) })
 	t.Run("InterruptedJournal", func(t *testing.T) { testMigrationJournal(t, h, conn) })
@@ -47,8 +47,8 @@ func testMigrationRoundTrip(t *testing.T, h *harness, conn *zk.Conn) {
 	mustCommit(t, s, f, b)
 	m.apply(b)
 	snap = mustLoad(t, h.newStore(t, testPrefix, fw))
-	if snap.Format != formatPacked || m.diff(snap) != "" {
-		t.Fatalf("migrated store loaded as format %d: %s", snap.Format, m.diff(snap))
+	if snap.Format != formatWriter || snap.Writer != f || m.diff(snap) != "" {
+		t.Fatalf("migrated store loaded as format %d written by %+v: %s", snap.Format, snap.Writer, m.diff(snap))
 	}
 	checkClean(t, h, fw)
 	after := h.raw.dump(t, testPrefix, fw)
@@ -108,7 +108,7 @@ func testMigrationJournal(t *testing.T, h *harness, conn *zk.Conn) {
 	b = Batch{PutTasks: map[string][]byte{"after": []byte("a")}}
 	mustCommit(t, s, f2, b)
 	m.apply(b)
-	if snap := mustLoad(t, h.newStore(t, testPrefix, fw)); snap.Format != formatPacked || m.diff(snap) != "" {
+	if snap := mustLoad(t, h.newStore(t, testPrefix, fw)); snap.Format != formatWriter || m.diff(snap) != "" {
 		t.Fatalf("migrated store loaded as format %d: %s", snap.Format, m.diff(snap))
 	}
 	checkClean(t, h, fw)
@@ -141,7 +141,7 @@ func testMigrationCrash(t *testing.T, h *harness, conn *zk.Conn) {
 			snap := mustLoad(t, r)
 			want, format := m0, formatRecords
 			if c.want == 1 {
-				want, format = m1, formatPacked
+				want, format = m1, formatWriter
 			}
 			if d := want.diff(snap); d != "" || snap.Format != format {
 				t.Fatalf("after the crash Load saw format %d, want %d: %s", snap.Format, format, d)
@@ -154,5 +154,54 @@ func testMigrationCrash(t *testing.T, h *harness, conn *zk.Conn) {
 			checkModel(t, h.newStore(t, testPrefix, fw), next)
 			checkClean(t, h, fw)
 		})
+	}
+}
+
+// testWriterUpgrade: a store written by the binaries before format 3 (etcd
+// format 1, ZooKeeper format 2) loads as it is, with no writer; the first
+// commit of the current code writes format 3 and names its fence; the old
+// code then refuses the store, and leaves it untouched, until the current
+// code writes again.
+func testWriterUpgrade(t *testing.T, h *harness) {
+	fw := uniqueFW(t.Name())
+	f1 := h.grant(t, testPrefix, fw)
+	old := h.older(t, testPrefix, fw)
+	m := newModel()
+	b := bigBatch("t", 50, 100)
+	b.FrameworkID = strp("old-id")
+	mustCommit(t, old, f1, b)
+	m.apply(b)
+	before := h.raw.dump(t, testPrefix, fw)
+	s := h.newStore(t, testPrefix, fw)
+	snap := mustLoad(t, s)
+	if snap.Format != h.layout || snap.Writer != (Fence{}) || m.diff(snap) != "" {
+		t.Fatalf("old store loaded as format %d written by %+v, want format %d by nobody: %s",
+			snap.Format, snap.Writer, h.layout, m.diff(snap))
+	}
+	if !maps.Equal(before, h.raw.dump(t, testPrefix, fw)) {
+		t.Fatal("Load changed the old store")
+	}
+
+	h.revoke(t, f1)
+	f2 := h.grant(t, testPrefix, fw)
+	b = Batch{PutTasks: map[string][]byte{"new": []byte("n")}, DeleteTasks: []string{"t-00001"}}
+	mustCommit(t, s, f2, b)
+	m.apply(b)
+	snap = mustLoad(t, h.newStore(t, testPrefix, fw))
+	if snap.Format != formatWriter || snap.Writer != f2 || m.diff(snap) != "" {
+		t.Fatalf("upgraded store loaded as format %d written by %+v, want %d by %+v: %s",
+			snap.Format, snap.Writer, formatWriter, f2, m.diff(snap))
+	}
+	checkClean(t, h, fw)
+
+	after := h.raw.dump(t, testPrefix, fw)
+	if _, err := h.older(t, testPrefix, fw).Load(testCtx(t)); !errors.Is(err, ErrNewerFormat) {
+		t.Fatalf("old code loading a format %d store: %v, want ErrNewerFormat", formatWriter, err)
+	}
+	if _, err := h.older(t, testPrefix, fw).Commit(testCtx(t), f2, Batch{PutTasks: map[string][]byte{"x": nil}}); !errors.Is(err, ErrNewerFormat) {
+		t.Fatalf("old code committing to a format %d store: %v, want ErrNewerFormat", formatWriter, err)
+	}
+	if !maps.Equal(after, h.raw.dump(t, testPrefix, fw)) {
+		t.Fatal("the old code changed the upgraded store")
 	}
 }

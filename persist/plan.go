@@ -209,11 +209,12 @@ func (e *engine) applyPlan(v *view, p *planned) {
 	}
 }
 
-// migrateView refuses to commit over a store of another format than the
-// engine's: the engine writes format 1 only. (ZooKeeper's format 2 store
-// migrates format 1 stores itself; see zkmigrate.go.)
+// migrateView refuses to commit over a store of a newer format than the
+// engine writes. An older one (etcd's format 1) migrates by itself: the
+// commit writes the manifest in the engine's format. (ZooKeeper's format 2
+// store migrates format 1 stores itself; see zkmigrate.go.)
 func (e *engine) migrateView(v *view) error {
-	if v.man == nil || v.format == e.format {
+	if v.man == nil || v.format <= e.format {
 		return nil
 	}
 	return fmt.Errorf("persist: no migration from format %d to %d: %w", v.format, e.format, ErrNewerFormat)

@@ -58,6 +58,10 @@ type Snapshot struct {
 	Generation uint64
 	// Format is the on-disk format version that was read.
 	Format int
+	// Writer is the fence of the term whose commit wrote the store last
+	// (zero before the first commit, and in stores of format 1 or 2,
+	// which did not record it). Drills check it against the election.
+	Writer Fence
 }
 
 // Batch is one group commit: every change since the last commit. Applying

@@ -145,12 +145,12 @@ func (p *packer) stage(pl *pplan, k recKey, data []byte, gen uint64) *partsRef {
 }
 
 // applyCommit makes v the state after pl, committed as generation gen.
-func (p *packer) applyCommit(v *pview, pl *pplan, gen uint64, fwid *string) {
+func (p *packer) applyCommit(v *pview, pl *pplan, gen uint64, fwid *string, fence Fence) {
 	next := manifest{framework: p.framework}
 	if v.man != nil {
 		next = *v.man
 	}
-	next.generation = gen
+	next.generation, next.layout, next.writer = gen, formatPacked, fence
 	if fwid != nil {
 		next.frameworkID = *fwid
 	}
@@ -200,7 +200,7 @@ func (p *packer) commitPacked(ctx context.Context, fence Fence, ops []lop, fwid 
 	}
 	// The log chunks that do not fit the commit's multi (with the manifest
 	// it will carry) go first; their generation is not committed yet.
-	f.manBytes = v.manifestEstimate(p, gen, fwid) + 1024
+	f.manBytes = v.manifestEstimate(p, gen, fwid, fence) + 1024
 	last := len(pl.log)
 	for room := f.budget(); last > 0 && f.cost(pl.log[last-1]) <= room; last-- {
 		room -= f.cost(pl.log[last-1])
@@ -217,7 +217,7 @@ func (p *packer) commitPacked(ctx context.Context, fence Fence, ops []lop, fwid 
 	for _, lp := range pl.log[last:] {
 		f.push(lp)
 	}
-	p.applyCommit(v, pl, gen, fwid)
+	p.applyCommit(v, pl, gen, fwid, fence)
 	if root := v.root; root.leaf() && !root.exists {
 		// A new store: its one shard, empty, as of generation 0.
 		root.raw, root.exists = encodeShard(0, 0, 0, nil), true
@@ -258,8 +258,9 @@ func (p *packer) afterCommit(f *flusher, pl *pplan) error {
 
 // manifestEstimate bounds the size of the manifests the commit of gen
 // writes (before splits, which add a few bits each).
-func (v *pview) manifestEstimate(p *packer, gen uint64, fwid *string) int {
-	m := manifest{framework: p.framework, generation: gen, digest: ^uint64(0), tasks: 1 << 40, entries: 1 << 40}
+func (v *pview) manifestEstimate(p *packer, gen uint64, fwid *string, fence Fence) int {
+	m := manifest{framework: p.framework, generation: gen, digest: ^uint64(0), tasks: 1 << 40, entries: 1 << 40,
+		layout: formatPacked, writer: fence}
 	if v.man != nil {
 		m.frameworkID, m.logFrom = v.man.frameworkID, v.man.logFrom
 	}
@@ -267,7 +268,7 @@ func (v *pview) manifestEstimate(p *packer, gen uint64, fwid *string) int {
 		m.frameworkID = *fwid
 	}
 	m.shape = encodeShape(v.root)
-	return len(encodeManifestV2(&m))
+	return len(encodeManifest(&m, p.format))
 }
 
 // deleteGarbage deletes what no committed state references, before the

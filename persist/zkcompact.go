@@ -88,7 +88,7 @@ func (p *packer) run(ctx context.Context, fence Fence, g *pgroup, setMan bool, n
 	v := p.v
 	grp := &group{phase: g.phase, pops: g.pops}
 	if setMan {
-		grp.manifest = v.manifestValue()
+		grp.manifest = p.manifestValue(v)
 	}
 	shim := &view{manVer: v.manVer}
 	if err := p.s.exec(ctx, fence, grp, shim); err != nil {

@@ -132,7 +132,7 @@ func (ls *packedList) add(dir, name string) {
 
 // build reads the shards and log entries man names, and verifies and
 // merges them into a snapshot and a view.
-func (p *packer) build(ctx context.Context, raw *rawRead, man *manifest, ls *packedList) (*Snapshot, *pview, error) {
+func (p *packer) build(ctx context.Context, raw *rawRead, man *manifest, format int, ls *packedList) (*Snapshot, *pview, error) {
 	s := p.s
 	root, err := decodeShape(man.shape)
 	if err != nil {
@@ -167,7 +167,7 @@ func (p *packer) build(ctx context.Context, raw *rawRead, man *manifest, ls *pac
 	}
 	m := &merger{v: v, snap: &Snapshot{
 		Tasks: make(map[string][]byte, man.tasks), Entries: make(map[string][]byte, man.entries),
-		Generation: man.generation, FrameworkID: man.frameworkID, Format: formatPacked,
+		Generation: man.generation, FrameworkID: man.frameworkID, Format: format, Writer: man.writer,
 	}, refs: map[recKey]*partsRef{}}
 	for i, leaf := range leaves {
 		if err := m.shard(s, leaf, vals[i]); err != nil {

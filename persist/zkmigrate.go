@@ -103,6 +103,7 @@ func (p *packer) migratedView(lv *view) (*pview, error) {
 	sortRecs(recs)
 	man.applying, man.applyGen, man.applyChunks = false, 0, 0
 	man.logFrom = man.generation
+	man.layout = formatPacked
 	v.root = partition(0, 0, recs, p.shardMax, man.generation)
 	v.root.walkLeaves(func(l *snode) { v.shardBytes += len(l.raw) })
 	v.legacyDirs = []string{journalDir, entriesDir, tasksDir}

@@ -21,6 +21,10 @@ type packer struct {
 	// shardMax is the size a shard is split above; records larger than
 	// lim.partSize are stored in parts, as in format 1.
 	shardMax int
+	// format is the highest manifest format Load reads and the one
+	// commits write: formatWriter, or formatPacked in tests that play a
+	// binary of format 2.
+	format int
 	// Compaction pace (tests lower them): shard bytes rewritten per log
 	// byte written, and the log entries and bytes beyond which shards are
 	// rewritten whatever the credit.
@@ -48,7 +52,7 @@ const (
 
 func newPacker(s *ZKStore, c commonOptions, lim limits) *packer {
 	return &packer{
-		s: s, framework: c.framework, lim: lim, lg: c.lg,
+		s: s, framework: c.framework, lim: lim, lg: c.lg, format: formatWriter,
 		shardMax: lim.partSize, ratio: compactRatio, maxEntries: maxLogEntries, maxSlack: maxLogSlack,
 	}
 }
@@ -101,11 +105,12 @@ func (v *pview) logFrom() uint64 {
 	return from
 }
 
-// manifestValue encodes the manifest of the view.
-func (v *pview) manifestValue() []byte {
+// manifestValue encodes the manifest of the view in the format p writes.
+func (p *packer) manifestValue(v *pview) []byte {
 	m := *v.man
+	m.layout = formatPacked
 	m.shape = encodeShape(v.root)
-	return encodeManifestV2(&m)
+	return encodeManifest(&m, p.format)
 }
 
 func (p *packer) load(ctx context.Context) (*Snapshot, error) {
@@ -156,8 +161,9 @@ func (p *packer) readOnce(ctx context.Context) (*Snapshot, *pview, *rawRead, err
 		return nil, nil, nil, err
 	}
 	var man *manifest
+	format := 0
 	if raw.hasMan {
-		m, version, err := decodeManifest(raw.manifest, maxFormat)
+		m, version, err := decodeManifest(raw.manifest, p.format)
 		if err != nil {
 			return nil, nil, raw, fmt.Errorf("persist: load: manifest %s: %w", s.path(manifestName), err)
 		}
@@ -165,11 +171,15 @@ func (p *packer) readOnce(ctx context.Context) (*Snapshot, *pview, *rawRead, err
 			snap, v, raw, err := p.readLegacy(ctx)
 			return snap, v, raw, err
 		}
+		if m.layout != formatPacked {
+			return nil, nil, raw, fmt.Errorf("persist: load: manifest %s is of layout %d (etcd's records), not %d: %w",
+				s.path(manifestName), m.layout, formatPacked, ErrCorrupt)
+		}
 		if m.framework != p.framework {
 			return nil, nil, raw, fmt.Errorf("persist: load: manifest %s belongs to framework %q, not %q: %w",
 				s.path(manifestName), m.framework, p.framework, ErrForeign)
 		}
-		man = m
+		man, format = m, version
 	}
 	ls, err := s.listPacked(ctx, raw)
 	if err != nil {
@@ -185,7 +195,7 @@ func (p *packer) readOnce(ctx context.Context) (*Snapshot, *pview, *rawRead, err
 		snap, v, err := p.buildEmpty(ctx, ls)
 		return snap, v, raw, err
 	}
-	snap, v, err := p.build(ctx, raw, man, ls)
+	snap, v, err := p.build(ctx, raw, man, format, ls)
 	return snap, v, raw, err
 }
 
