@@ -321,3 +321,19 @@ func allocatedBytes() uint64 {
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
+
+func TestInspectManifest(t *testing.T) {
+	w := Fence{Key: "/regent/fw/leader/7", Revision: 41}
+	m := manifest{framework: "fw", generation: 12, frameworkID: "id", layout: formatRecords, writer: w}
+	got, err := InspectManifest(encodeManifest(&m, formatWriter))
+	want := ManifestInfo{Framework: "fw", Format: formatWriter, Generation: 12, FrameworkID: "id", Writer: w}
+	if err != nil || got != want {
+		t.Fatalf("InspectManifest: %+v, %v; want %+v", got, err, want)
+	}
+	if _, err := InspectManifest([]byte("RGNT junk")); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a truncated manifest: %v, want ErrCorrupt", err)
+	}
+	if p := ManifestPath("", "fw"); p != "/regent/fw/manifest" {
+		t.Errorf("ManifestPath: %s", p)
+	}
+}

@@ -144,10 +144,9 @@
 // (etcd) or 2 (ZooKeeper) loads as it is, with no writer, and its first
 // commit writes a format 3 manifest: that is the whole migration. A
 // binary of the format before refuses the store from then on
-// (ErrNewerFormat) and leaves it untouched, so upgrade every replica
-// before the old ones could lead again: a rolling update does that, and
-// an old replica that wins an election in between gives the term up
-// (the load fails) and campaigns again.
+// (ErrNewerFormat) and leaves it untouched: an old `regent run` that wins
+// an election after a new one committed gives the term up and exits with
+// status 2 (it must be upgraded), and the next candidate takes over.
 //
 // # Persisted layout
 //

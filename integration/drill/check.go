@@ -19,7 +19,11 @@ type Violation struct {
 
 func (v Violation) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s at %s: %s", v.Rule, v.At.Format("15:04:05.000"), v.Detail)
+	if v.At.IsZero() { // known by store revision only
+		fmt.Fprintf(&b, "%s: %s", v.Rule, v.Detail)
+	} else {
+		fmt.Fprintf(&b, "%s at %s: %s", v.Rule, v.At.Format("15:04:05.000"), v.Detail)
+	}
 	for _, c := range v.Around {
 		fmt.Fprintf(&b, "\n    %s %-12s framework=%s stream=%s -> %d", c.At.Format("15:04:05.000"), c.Type, c.FrameworkID, c.StreamID, c.Status)
 	}
@@ -39,6 +43,11 @@ const ReconcileBound = 5 * time.Second
 //     scheduler outside the group, breaks it);
 //   - deposed-leader: Mesos accepted no call on a stream other than the
 //     latest subscription's (calls of a deposed leader after fencing);
+//   - deposed-commit: every commit in the store was made by the term that
+//     led when it landed, and terms never go backwards from one
+//     generation to the next (see fencing.go: exact in etcd, from what a
+//     watcher saw in ZooKeeper); store-history when that could not be
+//     read;
 //   - reconcile: every subscription started reconciling within
 //     ReconcileBound, unless it was superseded first;
 //   - one-per-slot: no agent runs two tasks of the framework, no task id
@@ -134,6 +143,21 @@ func (tp *Topology) Check(ctx context.Context) []Violation {
 		if fw.ID == framework {
 			out = append(out, tp.checkForgotten(ctx, fw)...)
 		}
+	}
+
+	commits, err := tp.storeCommits(ctx)
+	if err != nil {
+		add("store-history", time.Now(), "the store's commits could not be read: %v", err)
+	}
+	vs := checkCommits(commits) // sorts commits by generation
+	if len(commits) > 0 {
+		tp.t.Logf("drill: checker: %d commits judged against the election, up to generation %d", len(commits), commits[len(commits)-1].gen)
+	}
+	for _, v := range vs {
+		if !v.At.IsZero() {
+			v.Around = around(v.At)
+		}
+		out = append(out, v)
 	}
 	return out
 }

@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/regent-sched/regent/integration/simtest"
+	"github.com/regent-sched/regent/persist"
 )
 
 // TestCheckerCatchesAReplicaOutsideTheElection plants a replica with
@@ -172,6 +176,119 @@ func (r *rogue) update(t *testing.T, task, state string) (st struct{ UUID string
 			}
 		case <-timeout:
 			t.Fatalf("rogue: no %s update for %s", state, task)
+		}
+	}
+}
+
+// TestCheckerCatchesACommitOutsideTheTerm plants a writer whose fence is
+// not the leadership: a candidate key of its own in the election, newer
+// than the leader's, with which the store lets it commit (the fence only
+// says the key exists). The checker must name it; before it, the topology
+// passes. On both stores.
+func TestCheckerCatchesACommitOutsideTheTerm(t *testing.T) {
+	stores(t, func(t *testing.T, store string) {
+		tp := Start(t, Options{Store: store, Replicas: 1})
+		firstLeader(t, tp)
+		ctx := context.Background()
+		tp.MustPass(ctx)
+
+		s, fence := plantCandidate(t, tp)
+		if _, err := s.Load(ctx); err != nil {
+			t.Fatalf("planted writer: load: %v", err)
+		}
+		gen, err := s.Commit(ctx, fence, persist.Batch{})
+		if err != nil {
+			t.Fatalf("planted writer: commit: %v", err)
+		}
+		t.Logf("planted commit of generation %d by %s", gen, fence.Key)
+		var vs []Violation
+		simtest.Eventually(t, 10*time.Second, "the planted commit reported", func() bool {
+			vs = tp.Check(ctx)
+			for _, v := range vs {
+				if v.Rule == "deposed-commit" && strings.Contains(v.Detail, fence.Key) && strings.Contains(v.Detail, "older candidate") {
+					return true
+				}
+			}
+			return false
+		})
+		t.Logf("the checker said: %v", vs)
+	})
+}
+
+// plantCandidate joins the election with a key (etcd, on a lease) or an
+// ephemeral sequential znode (ZooKeeper) of its own, and returns a store
+// writer with that fence. The candidacy ends with the test.
+func plantCandidate(t *testing.T, tp *Topology) (persist.Store, persist.Fence) {
+	t.Helper()
+	ctx := context.Background()
+	dir := persist.LeaderDir("", storeFramework)
+	if tp.etcdCli != nil {
+		lease, err := tp.etcdCli.Grant(ctx, 60)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = tp.etcdCli.Revoke(context.Background(), lease.ID) })
+		key := dir + "/planted"
+		resp, err := tp.etcdCli.Put(ctx, key, "planted", clientv3.WithLease(lease.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := persist.NewEtcd(tp.etcdCli, persist.EtcdOptions{Framework: storeFramework})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, persist.Fence{Key: key, Revision: resp.Header.Revision}
+	}
+	conn := tp.ZooKeeper.Conn(t)
+	node, err := conn.Create(dir+"/candidate-planted-", []byte("planted"), zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, st, err := conn.Exists(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := persist.NewZooKeeper(conn, persist.ZKOptions{Framework: storeFramework})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, persist.Fence{Key: node, Revision: st.Czxid}
+}
+
+// TestCheckCommits judges commit histories by hand: terms that go
+// backwards, a writer that was not the leader, and stores written before
+// format 3 (no writer: no judgement).
+func TestCheckCommits(t *testing.T) {
+	a := persist.Fence{Key: "/regent/drill/leader/a", Revision: 10}
+	b := persist.Fence{Key: "/regent/drill/leader/b", Revision: 20}
+	good := []commitSeen{{gen: 1, writer: a}, {gen: 2, writer: a}, {gen: 3, writer: b}, {gen: 4}}
+	if vs := checkCommits(good); len(vs) != 0 {
+		t.Errorf("a clean history: %v", vs)
+	}
+	back := []commitSeen{{gen: 3, writer: b, at: "revision 30"}, {gen: 2, writer: a}, {gen: 4, writer: a, at: "revision 40"}}
+	if vs := checkCommits(back); len(vs) != 1 || !strings.Contains(vs[0].Detail, "generation 4 (revision 40) written by term 10") {
+		t.Errorf("term going backwards: %v", vs)
+	}
+	wrong := []commitSeen{{gen: 1, writer: b, wrong: "while the older candidate x led"}}
+	if vs := checkCommits(wrong); len(vs) != 1 || !strings.Contains(vs[0].Detail, "older candidate x") {
+		t.Errorf("a writer that did not lead: %v", vs)
+	}
+
+	dir := persist.LeaderDir("", storeFramework) + "/"
+	for _, tc := range []struct {
+		live   map[string]int64
+		writer persist.Fence
+		want   string
+	}{
+		{map[string]int64{a.Key: 10, b.Key: 20}, a, ""},
+		{map[string]int64{a.Key: 10, b.Key: 20}, b, "older candidate " + a.Key},
+		{map[string]int64{b.Key: 20}, a, "election key was gone"},
+		{map[string]int64{a.Key: 11}, a, "election key was gone"},
+		{map[string]int64{}, persist.Fence{Key: "/elsewhere/x", Revision: 3}, "outside the election"},
+		{map[string]int64{}, persist.Fence{}, ""},
+	} {
+		if got := etcdJudge(tc.writer, dir, tc.live); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("etcdJudge(%+v, %v) = %q, want %q", tc.writer, tc.live, got, tc.want)
 		}
 	}
 }

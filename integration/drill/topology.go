@@ -23,6 +23,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-zookeeper/zk"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/regent-sched/regent/integration/childproc"
 	"github.com/regent-sched/regent/integration/faultproxy"
 	"github.com/regent-sched/regent/integration/mesossim"
@@ -83,6 +86,10 @@ type Topology struct {
 	dir        string
 
 	acks *ackWatch
+	// The store's commits: etcd's history is read by Check; ZooKeeper's
+	// manifest is followed by zkw while the topology runs.
+	etcdCli *clientv3.Client
+	zkw     *zkWatch
 
 	mu    sync.Mutex
 	calls []mesossim.CallRecord
@@ -138,20 +145,24 @@ func Start(t tb.TB, o Options) *Topology {
 		for _, ep := range tp.Etcd.Endpoints() {
 			tp.storeAddrs = append(tp.storeAddrs, strings.TrimPrefix(ep, "http://"))
 		}
-		store, err = persist.NewEtcd(tp.Etcd.Client(t), persist.EtcdOptions{Framework: "drill"})
+		tp.etcdCli = tp.Etcd.Client(t)
+		store, err = persist.NewEtcd(tp.etcdCli, persist.EtcdOptions{Framework: storeFramework})
 	case o.Store == "etcd":
 		e := testserver.StartEtcd(t)
 		tp.storeAddrs = []string{strings.TrimPrefix(e.Endpoints()[0], "http://")}
-		store, err = persist.NewEtcd(e.Client(t), persist.EtcdOptions{Framework: "drill"})
+		tp.etcdCli = e.Client(t)
+		store, err = persist.NewEtcd(tp.etcdCli, persist.EtcdOptions{Framework: storeFramework})
 	case o.Store == "zk" && o.EtcdMembers <= 1 && o.ZKMembers > 1:
 		tp.ZKEnsemble = testserver.StartZooKeeperEnsemble(t, o.ZKMembers,
 			testserver.WithZooKeeperSessionTimeouts(time.Second, time.Minute))
 		tp.storeAddrs = tp.ZKEnsemble.Servers()
-		store, err = persist.NewZooKeeper(tp.ZKEnsemble.Conn(t), persist.ZKOptions{Framework: "drill"})
+		store, err = persist.NewZooKeeper(tp.ZKEnsemble.Conn(t), persist.ZKOptions{Framework: storeFramework})
+		tp.followCommits(tp.ZKEnsemble.Conn(t))
 	case o.Store == "zk" && o.EtcdMembers <= 1:
 		startZK()
 		tp.storeAddrs = []string{tp.ZooKeeper.Addr()}
-		store, err = persist.NewZooKeeper(tp.ZooKeeper.Conn(t), persist.ZKOptions{Framework: "drill"})
+		store, err = persist.NewZooKeeper(tp.ZooKeeper.Conn(t), persist.ZKOptions{Framework: storeFramework})
+		tp.followCommits(tp.ZooKeeper.Conn(t))
 	default:
 		t.Fatalf("drill: store %q with %d etcd members and %d ZooKeeper members", o.Store, o.EtcdMembers, o.ZKMembers)
 	}
@@ -196,6 +207,27 @@ func Start(t tb.TB, o Options) *Topology {
 	return tp
 }
 
+// followCommits starts the watcher of ZooKeeper's manifest on its own
+// connection, stopped at the end of the test.
+func (tp *Topology) followCommits(conn *zk.Conn) {
+	tp.zkw = newZKWatch(conn)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tp.zkw.run(ctx)
+	}()
+	tp.t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second): // stuck in a request to a server that is gone
+			conn.Close()
+			<-done
+		}
+	})
+}
+
 // AddReplica starts one more replica with extra flags (a drill may plant
 // a misconfigured one, e.g. with another --store-prefix: outside the
 // election and its fencing).
@@ -226,7 +258,7 @@ func (r *Replica) start(t tb.TB, bin string) {
 	if master == "" {
 		master = "http://" + r.Mesos.Addrs()[0]
 	}
-	args := []string{"run", "--id", r.ID, "--name", "drill", "--listen", addr, "--advertise-url", r.URL,
+	args := []string{"run", "--id", r.ID, "--name", storeFramework, "--listen", addr, "--advertise-url", r.URL,
 		"--master", master, "--log-format", "console", "--log-level", "debug", "--failover-timeout", "1h",
 		"--relaunch-backoff-min", "100ms", "--relaunch-backoff-max", "2s", "--shutdown-timeout", "10s"}
 	if r.tp.opts.Store == "zk" {
