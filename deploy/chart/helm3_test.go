@@ -1,11 +1,7 @@
 package chart
 
 import (
-	"bytes"
 	"fmt"
-	"os"
-	"path"
-	"strings"
 
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -23,85 +19,71 @@ import (
 // the module's build).
 var helm3 = helmSDK{
 	name: "helm3",
-	// As pkg/cli/values.Options.MergeValues: files merged in order, then --set.
-	values: func(files, set []string) (map[string]any, error) {
-		base := map[string]any{}
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return nil, err
-			}
-			cur := map[string]any{}
-			if err := yaml.Unmarshal(b, &cur); err != nil {
-				return nil, fmt.Errorf("failed to parse %s: %w", f, err)
-			}
-			base = mergeMaps(base, cur)
-		}
-		for _, s := range set {
-			if err := strvals.ParseInto(s, base); err != nil {
-				return nil, fmt.Errorf("failed parsing --set data: %w", err)
-			}
-		}
-		return base, nil
+	// As pkg/cli/values, which parses -f files itself.
+	readValues: func(data []byte) (map[string]any, error) {
+		vals := map[string]any{}
+		return vals, yaml.Unmarshal(data, &vals)
 	},
-	// As pkg/action.Lint with Strict: warnings fail too.
-	lint: func(dir string, vals map[string]any) []string {
+	mergeValues: mergeMaps,
+	parseSet:    strvals.ParseInto,
+	runLinters: func(dir string, vals map[string]any, namespace string) ([]string, error) {
 		kv, err := chartutil.ParseKubeVersion(kubeVersion)
 		if err != nil {
-			return []string{err.Error()}
+			return nil, err
 		}
-		var out []string
-		for _, m := range lint.AllWithKubeVersionAndSchemaValidation(dir, vals, defaultRelease.namespace, kv, false).Messages {
-			if m.Severity >= support.WarningSev {
-				out = append(out, m.Err.Error())
-			}
-		}
-		return out
+		return strictFailures(lint.AllWithKubeVersionAndSchemaValidation(dir, vals, namespace, kv, false).Messages, support.WarningSev), nil
 	},
-	// As pkg/action.Install with ClientOnly and DryRun (helm template):
-	// values coalesced and validated against the schema, the chart's
-	// kubeVersion checked, templates rendered, NOTES.txt set apart and the
-	// manifests sorted in install order.
-	template: func(dir string, vals map[string]any, rel release) (string, string, error) {
+	render: func(dir string, vals map[string]any, rel release) (map[string]string, string, error) {
 		ch, err := loader.Load(dir)
 		if err != nil {
-			return "", "", fmt.Errorf("load chart: %w", err)
+			return nil, "", fmt.Errorf("load chart: %w", err)
 		}
 		if err := chartutil.ProcessDependenciesWithMerge(ch, vals); err != nil {
-			return "", "", err
+			return nil, "", err
 		}
 		caps := chartutil.DefaultCapabilities.Copy()
 		kv, err := chartutil.ParseKubeVersion(kubeVersion)
 		if err != nil {
-			return "", "", err
+			return nil, "", err
 		}
 		caps.KubeVersion = *kv
 		opts := chartutil.ReleaseOptions{Name: rel.name, Namespace: rel.namespace, Revision: 1, IsInstall: true}
 		top, err := chartutil.ToRenderValuesWithSchemaValidation(ch, vals, opts, caps, rel.skipSchema)
 		if err != nil {
-			return "", "", err
+			return nil, "", err
 		}
 		if c := ch.Metadata.KubeVersion; c != "" && !chartutil.IsCompatibleRange(c, caps.KubeVersion.String()) {
-			return "", "", fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", c, caps.KubeVersion.String())
+			return nil, "", fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", c, caps.KubeVersion.String())
 		}
 		files, err := engine.Render(ch, top)
-		if err != nil {
-			return "", "", err
+		return files, ch.Name(), err
+	},
+	sortManifests: func(files map[string]string) (out []manifestFile, err error) {
+		// The VersionSet is render's caps.APIVersions, as pkg/action passes.
+		_, ms, err := releaseutil.SortManifests(files, chartutil.DefaultCapabilities.APIVersions, releaseutil.InstallOrder)
+		for _, m := range ms {
+			out = append(out, manifestFile{m.Name, m.Content})
 		}
-		notes := files[path.Join(ch.Name(), "templates", "NOTES.txt")]
-		for k := range files {
-			if strings.HasSuffix(k, "NOTES.txt") {
-				delete(files, k)
+		return out, err
+	},
+}
+
+// mergeMaps merges b into a, recursing into maps, as `helm -f a -f b`
+// does: Helm 3's pkg/cli/values has it unexported (Helm 4 exports it as
+// loader.MergeMaps).
+func mergeMaps(a, b map[string]any) map[string]any {
+	out := make(map[string]any, len(a))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		if v, ok := v.(map[string]any); ok {
+			if av, ok := out[k].(map[string]any); ok {
+				out[k] = mergeMaps(av, v)
+				continue
 			}
 		}
-		_, manifests, err := releaseutil.SortManifests(files, caps.APIVersions, releaseutil.InstallOrder)
-		if err != nil {
-			return "", "", err
-		}
-		var b bytes.Buffer
-		for _, m := range manifests {
-			fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", m.Name, m.Content)
-		}
-		return b.String(), notes, nil
-	},
+		out[k] = v
+	}
+	return out
 }

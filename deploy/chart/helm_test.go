@@ -1,7 +1,12 @@
 package chart
 
 import (
+	"bytes"
+	"fmt"
+	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -26,17 +31,119 @@ type release struct {
 var defaultRelease = release{name: "regent", namespace: "sched"}
 
 // helmSDK is one major version of the Helm SDK, driven as its CLI drives
-// it: values from -f files and --set strings, `helm lint --strict`, and
-// `helm template` (a client-only dry-run install).
+// it: values from -f files and --set strings (values), `helm lint
+// --strict` (lint), and `helm template`, a client-only dry-run install
+// (template).
+//
+// Its fields are the SDK calls whose packages and types are each
+// version's own (helm3_test.go, helm4_test.go); its methods are the flow
+// the two CLIs share, written once.
 type helmSDK struct {
 	name string
-	// values merges value files and --set strings as `helm -f ... --set ...`.
-	values func(files, set []string) (map[string]any, error)
-	// lint returns the problems `helm lint --strict` fails on (warnings
-	// and errors), empty when it passes.
-	lint func(dir string, vals map[string]any) []string
-	// template renders the chart: the manifest stream and NOTES.txt.
-	template func(dir string, vals map[string]any, rel release) (manifest, notes string, err error)
+	// readValues parses one values file.
+	readValues func(data []byte) (map[string]any, error)
+	// mergeValues merges b into a, recursing into maps, as `-f a -f b`.
+	mergeValues func(a, b map[string]any) map[string]any
+	// parseSet applies one --set string to vals.
+	parseSet func(s string, vals map[string]any) error
+	// runLinters runs every linter on the chart in dir, for namespace at
+	// kubeVersion, and returns the messages `--strict` fails on: warnings
+	// and errors (see strictFailures).
+	runLinters func(dir string, vals map[string]any, namespace string) ([]string, error)
+	// render is a client-only install up to the rendered templates: load
+	// the chart and its dependencies, coalesce vals for rel and validate
+	// them against the schema (unless rel.skipSchema), check the chart's
+	// kubeVersion against kubeVersion, and render. It returns the files by
+	// path and the chart's name.
+	render func(dir string, vals map[string]any, rel release) (files map[string]string, chart string, err error)
+	// sortManifests orders rendered files as an install applies them.
+	sortManifests func(files map[string]string) ([]manifestFile, error)
+}
+
+// manifestFile is one rendered template: its path and its YAML.
+type manifestFile struct{ name, content string }
+
+// values merges value files and --set strings as `helm -f ... --set ...`
+// (pkg/cli/values.Options.MergeValues): files merged in order, then --set.
+func (h helmSDK) values(files, set []string) (map[string]any, error) {
+	base := map[string]any{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		cur, err := h.readValues(b)
+		if err != nil {
+			return nil, fmt.Errorf("failed to parse %s: %w", f, err)
+		}
+		base = h.mergeValues(base, cur)
+	}
+	for _, s := range set {
+		if err := h.parseSet(s, base); err != nil {
+			return nil, fmt.Errorf("failed parsing --set data: %w", err)
+		}
+	}
+	return base, nil
+}
+
+// lint returns the problems `helm lint --strict` fails on (warnings and
+// errors), empty when it passes; as pkg/action.Lint with Strict.
+func (h helmSDK) lint(dir string, vals map[string]any) []string {
+	problems, err := h.runLinters(dir, vals, defaultRelease.namespace)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	return problems
+}
+
+// template renders the chart as `helm template` (pkg/action.Install with
+// a client-only dry run): the manifest stream, its templates in install
+// order, and NOTES.txt, set apart.
+func (h helmSDK) template(dir string, vals map[string]any, rel release) (manifest, notes string, err error) {
+	files, chart, err := h.render(dir, vals, rel)
+	if err != nil {
+		return "", "", err
+	}
+	notes = files[path.Join(chart, "templates", "NOTES.txt")]
+	for k := range files {
+		if strings.HasSuffix(k, "NOTES.txt") {
+			delete(files, k)
+		}
+	}
+	manifests, err := h.sortManifests(files)
+	if err != nil {
+		return "", "", err
+	}
+	var b bytes.Buffer
+	for _, m := range manifests {
+		fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", m.name, m.content)
+	}
+	return b.String(), notes, nil
+}
+
+// lintMessage has the fields of both SDKs' lint/support.Message, which
+// convert to it.
+type lintMessage struct {
+	Severity int
+	Path     string
+	Err      error
+}
+
+// strictFailures is what `helm lint --strict` fails on among msgs, the
+// messages of either SDK's linter: those of severity warningSev (that
+// SDK's support.WarningSev) or above.
+func strictFailures[M ~struct {
+	Severity int
+	Path     string
+	Err      error
+}](msgs []M, warningSev int) []string {
+	var out []string
+	for _, m := range msgs {
+		if m := lintMessage(m); m.Severity >= warningSev {
+			out = append(out, m.Err.Error())
+		}
+	}
+	return out
 }
 
 // sdks are the Helm versions every test runs against.
@@ -53,23 +160,11 @@ func forEachSDK(t *testing.T, f func(t *testing.T, h helmSDK)) {
 	}
 }
 
-// valuesFile is a file of charts/regent/ci.
-func valuesFile(name string) string { return filepath.Join(chartDir, "ci", name) }
-
-// mergeMaps merges b into a, recursing into maps, as `helm -f a -f b` does.
-func mergeMaps(a, b map[string]any) map[string]any {
-	out := make(map[string]any, len(a))
-	for k, v := range a {
-		out[k] = v
+// valuesFiles are files of charts/regent/ci.
+func valuesFiles(names ...string) []string {
+	var paths []string
+	for _, n := range names {
+		paths = append(paths, filepath.Join(chartDir, "ci", n))
 	}
-	for k, v := range b {
-		if v, ok := v.(map[string]any); ok {
-			if av, ok := out[k].(map[string]any); ok {
-				out[k] = mergeMaps(av, v)
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
+	return paths
 }

@@ -70,31 +70,26 @@ func decode(stream string) (*manifests, error) {
 func (m *manifests) add(tm metav1.TypeMeta) (any, error) {
 	switch tm.APIVersion + " " + tm.Kind {
 	case "apps/v1 StatefulSet":
-		o := &appsv1.StatefulSet{}
-		m.statefulSets = append(m.statefulSets, o)
-		return o, nil
+		return appendNew(&m.statefulSets), nil
 	case "v1 Service":
-		o := &corev1.Service{}
-		m.services = append(m.services, o)
-		return o, nil
+		return appendNew(&m.services), nil
 	case "v1 ServiceAccount":
-		o := &corev1.ServiceAccount{}
-		m.serviceAccounts = append(m.serviceAccounts, o)
-		return o, nil
+		return appendNew(&m.serviceAccounts), nil
 	case "policy/v1 PodDisruptionBudget":
-		o := &policyv1.PodDisruptionBudget{}
-		m.pdbs = append(m.pdbs, o)
-		return o, nil
+		return appendNew(&m.pdbs), nil
 	case "networking.k8s.io/v1 NetworkPolicy":
-		o := &networkingv1.NetworkPolicy{}
-		m.networkPolicies = append(m.networkPolicies, o)
-		return o, nil
+		return appendNew(&m.networkPolicies), nil
 	case "monitoring.coreos.com/v1 ServiceMonitor":
-		o := &monitoringv1.ServiceMonitor{}
-		m.serviceMonitors = append(m.serviceMonitors, o)
-		return o, nil
+		return appendNew(&m.serviceMonitors), nil
 	}
 	return nil, fmt.Errorf("unexpected object %s %s", tm.APIVersion, tm.Kind)
+}
+
+// appendNew appends a new, empty object to *list and returns it.
+func appendNew[T any](list *[]*T) *T {
+	o := new(T)
+	*list = append(*list, o)
+	return o
 }
 
 // stripComments drops whole-line comments (Helm's "# Source:" lines).

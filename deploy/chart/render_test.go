@@ -243,11 +243,7 @@ func TestRender(t *testing.T) {
 // caseValues merges the case's files and --set strings as the CLI would.
 func caseValues(t *testing.T, h helmSDK, files, set []string) map[string]any {
 	t.Helper()
-	var paths []string
-	for _, f := range files {
-		paths = append(paths, valuesFile(f))
-	}
-	vals, err := h.values(paths, set)
+	vals, err := h.values(valuesFiles(files...), set)
 	if err != nil {
 		t.Fatalf("values: %v", err)
 	}

@@ -78,10 +78,7 @@ func TestSchemaRejects(t *testing.T) {
 				case files[0] == "none":
 					files = nil
 				}
-				var paths []string
-				for _, f := range files {
-					paths = append(paths, valuesFile(f))
-				}
+				paths := valuesFiles(files...)
 				if bv.yaml != "" {
 					p := filepath.Join(t.TempDir(), "values.yaml")
 					if err := os.WriteFile(p, []byte(bv.yaml), 0o644); err != nil {
