@@ -296,7 +296,8 @@ func testDev(t *testing.T, store string) {
 	// `regent drill step-down` moves the leadership twice and reports.
 	out, err = exec.Command(bin, "drill", "step-down", "--addr", live, "--runs", "2", "-o", "json").Output()
 	var dr drillReport
-	if err != nil || json.Unmarshal(out, &dr) != nil || len(dr.Runs) != 2 || len(dr.Violations) != 0 || len(dr.Checks) != 2 ||
+	if err != nil || json.Unmarshal(out, &dr) != nil || len(dr.Runs) != 2 || len(dr.Violations) != 0 || len(dr.Checks) < 5 ||
+		!strings.Contains(dr.Checks[2], "3 running tasks kept their ids and agents") ||
 		dr.Runs[0].From == dr.Runs[0].To || dr.Runs[1].From != dr.Runs[0].To {
 		t.Errorf("regent drill step-down: %v\n%s", err, out)
 	}
@@ -415,7 +416,7 @@ func TestDrillLocal(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{
-		{"drill", "soak"},                                 // needs --local
+		{"drill", "kill-leader"},                          // needs --local
 		{"drill", "nope", "--local"},                      // no such drill
 		{"drill", "soak", "--local", "--store", "consul"}, // no such store
 		{"drill", "soak", "--local", "--replicas", "0"},
