@@ -21,8 +21,10 @@ type (
 		Self struct {
 			ID      string `json:"id"`
 			Leading bool   `json:"leading"`
-			Ready   bool   `json:"ready"`
-			Term    int64  `json:"term"`
+			// Stopping: the term is over and its work is being stopped.
+			Stopping bool  `json:"stopping"`
+			Ready    bool  `json:"ready"`
+			Term     int64 `json:"term"`
 		} `json:"self"`
 	}
 	// Info is the part of GET /v1/info a drill checks.
@@ -30,10 +32,15 @@ type (
 		Framework struct {
 			ID string `json:"id"`
 		} `json:"framework"`
-		Subscribed   bool           `json:"subscribed"`
-		Master       string         `json:"master"`
-		Tasks        int            `json:"tasks"`
-		TasksByState map[string]int `json:"tasks_by_state"`
+		Subscribed     bool           `json:"subscribed"`
+		Master         string         `json:"master"`
+		Tasks          int            `json:"tasks"`
+		TasksByState   map[string]int `json:"tasks_by_state"`
+		Reconciliation struct {
+			Active       bool          `json:"active"`
+			LastDone     time.Time     `json:"last_done"`
+			LastDuration time.Duration `json:"last_duration"`
+		} `json:"reconciliation"`
 	}
 )
 
