@@ -5,10 +5,7 @@ import "fmt"
 // ManifestPath returns the key (etcd) or znode (ZooKeeper) of framework's
 // manifest under prefix (DefaultPrefix if empty). Every commit writes it.
 func ManifestPath(prefix, framework string) string {
-	if prefix == "" {
-		prefix = DefaultPrefix
-	}
-	return prefix + "/" + framework + "/" + manifestName
+	return frameworkRoot(prefix, framework) + manifestName
 }
 
 // ManifestInfo is what one version of a manifest says about the commit

@@ -29,10 +29,15 @@ const (
 // election keys go below LeaderDir+"/", ZooKeeper's ephemeral sequential
 // znodes are its children. persist ignores everything there.
 func LeaderDir(prefix, framework string) string {
+	return frameworkRoot(prefix, framework) + leaderDir
+}
+
+// frameworkRoot is "<prefix>/<framework>/", prefix DefaultPrefix if empty.
+func frameworkRoot(prefix, framework string) string {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return prefix + "/" + framework + "/" + leaderDir
+	return prefix + "/" + framework + "/"
 }
 
 // commonOptions are the options every backend shares, validated.

@@ -27,13 +27,7 @@ func BenchmarkFailover(b *testing.B) {
 	for _, store := range []string{"etcd", "zk"} {
 		for _, mode := range []string{"graceful", "crash"} {
 			b.Run(fmt.Sprintf("store=%s/%s", store, mode), func(b *testing.B) {
-				tp := Start(b, Options{Store: store})
-				leader := tp.WaitLeader(60 * time.Second)
-				simtest.Eventually(b, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
-				info, err := leader.Info(b.Context())
-				if err != nil {
-					b.Fatal(err)
-				}
+				tp, leader, fwid := startRunning(b, store)
 				var took []time.Duration
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
@@ -50,7 +44,7 @@ func BenchmarkFailover(b *testing.B) {
 					leader.Restart()
 					simtest.Eventually(b, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
 					// Every failover keeps the framework and its tasks.
-					tp.CheckTasks(info.Framework.ID, 3, 3)
+					tp.CheckTasks(fwid, 3, 3)
 					waitStandby(b, leader)
 					leader = next
 					b.StartTimer()
@@ -61,6 +55,20 @@ func BenchmarkFailover(b *testing.B) {
 			})
 		}
 	}
+}
+
+// startRunning starts the default topology on store and waits for its
+// leader and 3 running tasks; it returns them with the FrameworkID.
+func startRunning(b *testing.B, store string) (*Topology, *Replica, string) {
+	b.Helper()
+	tp := Start(b, Options{Store: store})
+	leader := tp.WaitLeader(60 * time.Second)
+	simtest.Eventually(b, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
+	info, err := leader.Info(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tp, leader, info.Framework.ID
 }
 
 // waitStandby waits until a restarted replica answers and campaigns.
@@ -202,13 +210,7 @@ func BenchmarkLeaderStall(b *testing.B) {
 func BenchmarkZombieFencing(b *testing.B) {
 	for _, store := range []string{"etcd", "zk"} {
 		b.Run("store="+store, func(b *testing.B) {
-			tp := Start(b, Options{Store: store})
-			leader := tp.WaitLeader(60 * time.Second)
-			simtest.Eventually(b, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
-			info, err := leader.Info(b.Context())
-			if err != nil {
-				b.Fatal(err)
-			}
+			tp, leader, fwid := startRunning(b, store)
 			var replaced, abdicated, follows []time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -227,7 +229,7 @@ func BenchmarkZombieFencing(b *testing.B) {
 					b.Fatalf("run %d: Mesos accepted calls of the zombie after the takeover: %+v", i+1, late)
 				}
 				simtest.Eventually(b, 30*time.Second, "3 running tasks", simtest.Running(tp.Sim, 3))
-				tp.CheckTasks(info.Framework.ID, 3, 3)
+				tp.CheckTasks(fwid, 3, 3)
 				leader = next
 				b.StartTimer()
 			}
