@@ -336,3 +336,22 @@ func TestStepDown(t *testing.T) {
 		t.Errorf("launches after the step-down: %d", fw.Counters.TasksLaunched)
 	}
 }
+
+// TestHostOf: the framework's hostname in Mesos comes from the advertised
+// URL, with or without a port, IPv6 included.
+func TestHostOf(t *testing.T) {
+	for base, want := range map[string]string{
+		"http://10.0.0.7:8080":    "10.0.0.7",
+		"https://regent-0.regent": "regent-0.regent",
+		"http://[fd00::7]:8080/x": "fd00::7",
+		"ftp://host:21":           "",
+		"regent-0:8080":           "",
+		"http://:8080":            "",
+		"http://%zz":              "",
+	} {
+		got := hostOf(base)
+		if (want == "") != (got == nil) || (got != nil && *got != want) {
+			t.Errorf("hostOf(%q) = %v, want %q", base, got, want)
+		}
+	}
+}

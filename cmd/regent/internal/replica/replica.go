@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -192,22 +193,15 @@ func advertise(cfg *config.Config, addr net.Addr) string {
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
+// hostOf is the host of the advertised base URL, the framework's hostname
+// in Mesos; nil when the URL has none.
 func hostOf(base string) *string {
-	if _, rest, ok := cutScheme(base); ok {
-		if h, _, err := net.SplitHostPort(rest); err == nil {
-			return &h
-		}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return nil
 	}
-	return nil
-}
-
-func cutScheme(s string) (string, string, bool) {
-	for _, p := range []string{"http://", "https://"} {
-		if len(s) > len(p) && s[:len(p)] == p {
-			return p, s[len(p):], true
-		}
-	}
-	return "", "", false
+	h := u.Hostname()
+	return &h
 }
 
 // Address is the replica's advertised base URL.
