@@ -8,6 +8,8 @@
 #
 # Usage: sudo scripts/install-chromium.sh
 set -euo pipefail
+# shellcheck source=apt.sh
+source "$(dirname "$0")/apt.sh"
 
 find_chromium() {
 	if [[ -n "${CHROMIUM:-}" ]]; then
@@ -52,20 +54,7 @@ if ! have_font; then
 	pkgs+=(fonts-dejavu-core)
 fi
 
-if [[ "$(id -u)" -ne 0 ]]; then
-	{
-		echo "install-chromium.sh: missing:$(have_chromium || echo " chromium")$(have_font || echo " a font")"
-		echo "Run as root:"
-		echo "  sudo $0"
-		echo "or:"
-		echo "  sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends ${pkgs[*]}'"
-	} >&2
-	exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-apt-get update
-apt-get install -y --no-install-recommends "${pkgs[@]}"
+apt_install "$(have_chromium || echo " chromium")$(have_font || echo " a font")" "${pkgs[@]}"
 
 if ! have_chromium || ! have_font; then
 	echo "install-chromium.sh: installed ${pkgs[*]} but chromium or a font is still missing" >&2

@@ -5,6 +5,8 @@
 #
 # Usage: sudo scripts/install-zookeeper.sh
 set -euo pipefail
+# shellcheck source=apt.sh
+source "$(dirname "$0")/apt.sh"
 
 jar=/usr/share/java/zookeeper.jar
 
@@ -19,20 +21,7 @@ if ! have_java; then
 	pkgs+=(default-jre-headless)
 fi
 
-if [[ "$(id -u)" -ne 0 ]]; then
-	{
-		echo "install-zookeeper.sh: missing:$([[ -f "$jar" ]] || echo " $jar")$(have_java || echo " java")"
-		echo "Run as root:"
-		echo "  sudo $0"
-		echo "or:"
-		echo "  sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends ${pkgs[*]}'"
-	} >&2
-	exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-apt-get update
-apt-get install -y --no-install-recommends "${pkgs[@]}"
+apt_install "$([[ -f "$jar" ]] || echo " $jar")$(have_java || echo " java")" "${pkgs[@]}"
 
 if [[ ! -f "$jar" ]] || ! have_java; then
 	echo "install-zookeeper.sh: installed ${pkgs[*]} but $jar or java is still missing" >&2
