@@ -2,10 +2,8 @@ package drill
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
@@ -19,11 +17,11 @@ import (
 // committed, since Mesos never sends an acknowledged update again and a
 // leader that crashed after acking an uncommitted update would have lost
 // it. The read is the store as a new leader would load it (read-only).
+// What it saw travels with the call (mesos-sim's CallRecord.Before), so
+// that each ack is judged with its own read, also when the same update is
+// acknowledged twice (again after a master failover).
 type ackWatch struct {
 	store persist.Store
-
-	mu   sync.Mutex
-	seen map[string]ackSeen // by task id + "/" + uuid: the latest view
 }
 
 // ackSeen is the store's view of one task when an ack for it arrived.
@@ -35,14 +33,15 @@ type ackSeen struct {
 }
 
 func newAckWatch(store persist.Store) *ackWatch {
-	return &ackWatch{store: store, seen: map[string]ackSeen{}}
+	return &ackWatch{store: store}
 }
 
-// before is mesos-sim's BeforeCall.
-func (a *ackWatch) before(call *scheduler.Call) {
+// before is mesos-sim's BeforeCall: for an ACKNOWLEDGE, the store's view
+// of its task (an ackSeen); nil for other calls.
+func (a *ackWatch) before(call *scheduler.Call) any {
 	ack := call.Acknowledge
 	if call.Type != scheduler.Call_ACKNOWLEDGE || ack == nil {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -61,24 +60,22 @@ func (a *ackWatch) before(call *scheduler.Call) {
 			}
 		}
 	}
-	a.mu.Lock()
-	a.seen[ack.TaskID.Value+"/"+hex.EncodeToString(ack.UUID)] = s
-	a.mu.Unlock()
+	return s
 }
 
-// judge returns what is wrong with an accepted ack that released the
-// update with state acked, or "" if nothing is (or nothing can be told).
-// The store may be ahead of the update (a reconciliation answer committed
-// a later state first) but never behind it: a terminal update is
-// committed as terminal (or the task forgotten), a non-terminal one with
-// the task present and not earlier in STAGING → STARTING → RUNNING.
-func (a *ackWatch) judge(taskID, uuid, acked string) string {
-	a.mu.Lock()
-	s, ok := a.seen[taskID+"/"+uuid]
-	a.mu.Unlock()
+// judgeAck returns what is wrong with an accepted ack that released the
+// update with state acked, given what the store held when the ack arrived
+// (seen: the call's CallRecord.Before), or "" if nothing is (or nothing
+// can be told). The store may be ahead of the update (a reconciliation
+// answer committed a later state first) but never behind it: a terminal
+// update is committed as terminal (or the task forgotten), a non-terminal
+// one with the task present and not earlier in STAGING → STARTING →
+// RUNNING.
+func judgeAck(seen any, acked string) string {
+	s, ok := seen.(ackSeen)
 	switch {
 	case !ok || s.err != nil:
-		return "" // not read (a store outage): no judgement
+		return "" // not read (a store outage, the check off): no judgement
 	case terminal(acked):
 		if s.present && !terminal(s.state) {
 			return fmt.Sprintf("%s acknowledged while the store held %s", acked, s.state)

@@ -78,6 +78,7 @@ func (tp *Topology) Check(ctx context.Context) []Violation {
 		at     time.Time
 	}
 	var subs []sub
+	acked := map[string]bool{} // task/uuid of the updates judged
 	for _, c := range calls {
 		if c.Status >= 300 {
 			continue
@@ -95,8 +96,12 @@ func (tp *Topology) Check(ctx context.Context) []Violation {
 		if c.StreamID != current {
 			add("deposed-leader", c.At, "%s accepted on stream %s after stream %s subscribed", c.Type, c.StreamID, current)
 		}
-		if c.Type == "ACKNOWLEDGE" && c.AckedState != "" && c.FrameworkID == framework {
-			if msg := tp.acks.judge(c.TaskID, c.AckUUID, c.AckedState); msg != "" {
+		// An update is judged at its first accepted ack: one sent again
+		// (a master failover lost the ack on its way to the agent) may be
+		// acked again after the task ended and the store forgot it.
+		if c.Type == "ACKNOWLEDGE" && c.AckedState != "" && c.FrameworkID == framework && !acked[c.TaskID+"/"+c.AckUUID] {
+			acked[c.TaskID+"/"+c.AckUUID] = true
+			if msg := judgeAck(c.Before, c.AckedState); msg != "" {
 				add("acked-before-commit", c.At, "task %s: %s", c.TaskID, msg)
 			}
 		}

@@ -292,3 +292,27 @@ func TestCheckCommits(t *testing.T) {
 		}
 	}
 }
+
+// TestJudgeAck: each ack is judged with the store's view taken for that
+// very call; no view (the rule off, a store outage) is no judgement.
+func TestJudgeAck(t *testing.T) {
+	for _, tc := range []struct {
+		seen  any
+		acked string
+		bad   bool
+	}{
+		{nil, "TASK_RUNNING", false},
+		{ackSeen{err: io.EOF}, "TASK_RUNNING", false},
+		{ackSeen{present: true, state: "TASK_RUNNING"}, "TASK_RUNNING", false},
+		{ackSeen{present: true, state: "TASK_RUNNING"}, "TASK_STARTING", false}, // the store is ahead
+		{ackSeen{present: true, state: "TASK_STARTING"}, "TASK_RUNNING", true},
+		{ackSeen{}, "TASK_RUNNING", true},
+		{ackSeen{}, "TASK_FINISHED", false}, // terminal, forgotten
+		{ackSeen{present: true, state: "TASK_KILLED"}, "TASK_KILLED", false},
+		{ackSeen{present: true, state: "TASK_RUNNING"}, "TASK_KILLED", true},
+	} {
+		if got := judgeAck(tc.seen, tc.acked); (got != "") != tc.bad {
+			t.Errorf("judgeAck(%+v, %s) = %q, want a violation: %v", tc.seen, tc.acked, got, tc.bad)
+		}
+	}
+}

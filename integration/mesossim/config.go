@@ -76,8 +76,10 @@ type Config struct {
 	// before the master handles it, without the cluster's lock: it may
 	// take a moment (a drill reads the scheduler's store there, to check
 	// that an update was committed before it was acknowledged), and the
-	// call waits for it. It must not change the call.
-	BeforeCall func(*scheduler.Call)
+	// call waits for it. It must not change the call. What it returns is
+	// the call's CallRecord.Before, so that what it saw is judged with
+	// exactly the call it saw it for.
+	BeforeCall func(*scheduler.Call) any
 }
 
 // FastConfig returns a configuration whose intervals are milliseconds

@@ -102,10 +102,11 @@ func (m *master) scheduler(w http.ResponseWriter, r *http.Request) {
 		m.subscribe(w, r, call)
 		return
 	}
+	var before any
 	if c.cfg.BeforeCall != nil {
-		c.cfg.BeforeCall(call)
+		before = c.cfg.BeforeCall(call)
 	}
-	code, msg := c.dispatch(call, r.Header.Get("Mesos-Stream-Id"), isJSON)
+	code, msg := c.dispatch(call, r.Header.Get("Mesos-Stream-Id"), isJSON, before)
 	if code >= 400 {
 		c.countRejected()
 		http.Error(w, msg, code)
@@ -232,10 +233,10 @@ func (c *Cluster) isStalled() bool {
 }
 
 // dispatch runs a non-SUBSCRIBE call and returns the HTTP status to answer.
-func (c *Cluster) dispatch(call *scheduler.Call, streamID string, isJSON bool) (int, string) {
+func (c *Cluster) dispatch(call *scheduler.Call, streamID string, isJSON bool, before any) (int, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var ack CallRecord
+	ack := CallRecord{Before: before}
 	if a := call.Acknowledge; call.Type == scheduler.Call_ACKNOWLEDGE && a != nil {
 		ack.TaskID, ack.AckUUID = a.TaskID.Value, hex.EncodeToString(a.UUID)
 		acks := c.ackCount(call)
@@ -254,7 +255,8 @@ func (c *Cluster) dispatch(call *scheduler.Call, streamID string, isJSON bool) (
 func (c *Cluster) recordCall(call *scheduler.Call, streamID string, code int, ack CallRecord) {
 	if c.cfg.OnCall != nil {
 		c.cfg.OnCall(CallRecord{At: time.Now(), FrameworkID: call.FrameworkID.GetValue(), Type: call.Type.String(),
-			StreamID: streamID, Status: code, TaskID: ack.TaskID, AckUUID: ack.AckUUID, AckedState: ack.AckedState})
+			StreamID: streamID, Status: code, TaskID: ack.TaskID, AckUUID: ack.AckUUID, AckedState: ack.AckedState,
+			Before: ack.Before})
 	}
 }
 

@@ -126,12 +126,14 @@ func TestUnacknowledgedUpdateIsResentAndBlocksTheNext(t *testing.T) {
 				mu.Unlock()
 			}
 		}
-		cfg.BeforeCall = func(call *scheduler.Call) {
-			if call.Type == scheduler.Call_ACKNOWLEDGE {
-				mu.Lock()
-				before++
-				mu.Unlock()
+		cfg.BeforeCall = func(call *scheduler.Call) any {
+			if call.Type != scheduler.Call_ACKNOWLEDGE {
+				return nil
 			}
+			mu.Lock()
+			defer mu.Unlock()
+			before++
+			return before
 		}
 	})
 	m := newMGO(t, c.URL(), true)
@@ -177,8 +179,8 @@ func TestUnacknowledgedUpdateIsResentAndBlocksTheNext(t *testing.T) {
 		t.Fatalf("acks recorded %+v (%d seen before), want %d", acks, before, len(want))
 	}
 	for i, w := range want {
-		if a := acks[i]; a.TaskID != "t1" || a.AckUUID != w.uuid || a.AckedState != w.state || a.Status != 202 {
-			t.Errorf("ack %d: %+v, want uuid %s state %q", i, a, w.uuid, w.state)
+		if a := acks[i]; a.TaskID != "t1" || a.AckUUID != w.uuid || a.AckedState != w.state || a.Status != 202 || a.Before != i+1 {
+			t.Errorf("ack %d: %+v, want uuid %s state %q, BeforeCall's answer %d", i, a, w.uuid, w.state, i+1)
 		}
 	}
 }

@@ -154,4 +154,7 @@ type CallRecord struct {
 	// update the ack released ("" when the master ignored the ack: not
 	// the pending update, an unknown task, a refused call).
 	TaskID, AckUUID, AckedState string
+	// Before is what Config.BeforeCall returned for this call (nil
+	// without one).
+	Before any
 }
