@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -251,7 +252,7 @@ func lastExit(e *fleet.Exit) string {
 // the framework keeps one per agent, so a second is a relaunch.
 func crowdedAgents(live map[string][]core.Task) []string {
 	var out []string
-	for _, agent := range sortedKeys(live) {
+	for _, agent := range slices.Sorted(maps.Keys(live)) {
 		ts := live[agent]
 		if len(ts) < 2 {
 			continue
@@ -302,15 +303,6 @@ func sortedTasks(tasks []core.Task) []core.Task {
 	out := slices.Clone(tasks)
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // idList renders ids for a check line, cut short for large fleets (the
