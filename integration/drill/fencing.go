@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -79,7 +80,7 @@ func checkCommits(commits []commitSeen) []Violation {
 func etcdCommits(ctx context.Context, cli *clientv3.Client) ([]commitSeen, error) {
 	manKey := persist.ManifestPath("", storeFramework)
 	dir := persist.LeaderDir("", storeFramework) + "/"
-	root := strings.TrimSuffix(manKey, "manifest")
+	root := path.Dir(manKey) + "/"
 	cur, err := cli.Get(ctx, manKey)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", manKey, err)
@@ -149,16 +150,16 @@ func etcdJudge(writer persist.Fence, dir string, live map[string]int64) string {
 // zkWatch follows the manifest in ZooKeeper while the drill runs.
 type zkWatch struct {
 	conn *zk.Conn
+	last int64 // the mzxid of the manifest version read last (run's own)
 
 	mu      sync.Mutex
 	commits []commitSeen
-	seen    map[int64]bool // manifest mzxids already recorded
-	errs    int            // manifests that did not decode
+	errs    int // manifests that did not decode
 	lastErr error
 }
 
 func newZKWatch(conn *zk.Conn) *zkWatch {
-	return &zkWatch{conn: conn, seen: map[int64]bool{}}
+	return &zkWatch{conn: conn}
 }
 
 // run records every manifest version it sees until ctx ends.
@@ -190,12 +191,10 @@ func (w *zkWatch) run(ctx context.Context) {
 // observe records one manifest version and judges its writer against the
 // election znodes that exist now, after the commit.
 func (w *zkWatch) observe(data []byte, st *zk.Stat) {
-	w.mu.Lock()
-	dup := w.seen[st.Mzxid]
-	w.mu.Unlock()
-	if dup {
-		return
+	if st.Mzxid <= w.last {
+		return // read again after a timeout: already recorded
 	}
+	w.last = st.Mzxid
 	info, err := persist.InspectManifest(data)
 	if err != nil {
 		w.mu.Lock()
@@ -207,7 +206,6 @@ func (w *zkWatch) observe(data []byte, st *zk.Stat) {
 	c := commitSeen{gen: info.Generation, writer: info.Writer, at: fmt.Sprintf("zxid %d", st.Mzxid), when: time.Now()}
 	c.wrong = w.judge(info.Writer)
 	w.mu.Lock()
-	w.seen[st.Mzxid] = true
 	w.commits = append(w.commits, c)
 	w.mu.Unlock()
 }
