@@ -26,7 +26,6 @@ type ackWatch struct {
 
 // ackSeen is the store's view of one task when an ack for it arrived.
 type ackSeen struct {
-	at      time.Time
 	present bool
 	state   string // the committed state, when present
 	err     error  // the store could not be read: no judgement
@@ -45,7 +44,7 @@ func (a *ackWatch) before(call *scheduler.Call) any {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	s := ackSeen{at: time.Now()}
+	var s ackSeen
 	snap, err := a.store.Load(ctx)
 	switch {
 	case err != nil:
