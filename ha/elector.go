@@ -69,6 +69,8 @@ type Term struct {
 	Token int64
 	// Started is when the campaign was won.
 	Started time.Time
+	// Self is the candidate that won: this replica, as the others see it.
+	Self Candidate
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc

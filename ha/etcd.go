@@ -188,6 +188,7 @@ func (e *EtcdElector) Campaign(ctx context.Context) (*Term, error) {
 		}
 		return nil
 	})
+	term.Self = e.opts.Candidate
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()

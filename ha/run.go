@@ -58,13 +58,21 @@ type Status struct {
 	// (term lost, step-down, shutdown) until its term is resigned: it no
 	// longer serves, and the next leader may already be elected.
 	Stopping bool `json:"stopping,omitempty"`
-	// Leader is who leads, as observed in the store (this replica included).
+	// Leader is who leads: this replica from the moment it wins a term
+	// until the term is over, otherwise the leader as observed in the
+	// store (zero when none leads or this replica's own term just ended
+	// and the store has not yet shown the next leader).
 	Leader LeaderInfo `json:"leader"`
 	// Term is this replica's fencing token while it leads.
 	Term           int64     `json:"term,omitempty"`
 	Transitions    int       `json:"transitions"`
 	LastTransition time.Time `json:"last_transition,omitempty"`
 	LastReason     string    `json:"last_reason,omitempty"`
+	// Scheduler is the running scheduler's snapshot (FrameworkID,
+	// subscription, tasks by state, reconciliation progress) while this
+	// replica is the ready leader; nil otherwise. Runner.Status fills it;
+	// OnTransition callbacks get nil.
+	Scheduler *core.Status `json:"scheduler,omitempty"`
 }
 
 // Runner runs the campaign loop; Run is a shortcut for New(cfg).Run(ctx).
@@ -74,7 +82,10 @@ type Runner[S any] struct {
 
 	mu     sync.Mutex
 	status Status
-	sched  *core.Scheduler[S]
+	// observed is the leader the elector last reported; Status.Leader
+	// shows it while this replica does not lead.
+	observed LeaderInfo
+	sched    *core.Scheduler[S]
 	// stepDown ends the current term's work (nil while not leading).
 	stepDown context.CancelCauseFunc
 	ready    chan struct{} // closed when the current term's scheduler runs
@@ -146,8 +157,13 @@ func New[S any](cfg Config[S]) (*Runner[S], error) {
 // Status returns what the replica knows now.
 func (r *Runner[S]) Status() Status {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.status
+	st, sched := r.status, r.sched
+	r.mu.Unlock()
+	if sched != nil && st.Ready {
+		ss := sched.Status()
+		st.Scheduler = &ss
+	}
+	return st
 }
 
 // Scheduler returns the running scheduler while this replica is the ready
@@ -226,7 +242,15 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		for li := range r.cfg.Elector.Observe(octx) {
-			r.update(func(s *Status) { s.Leader = li })
+			r.update(func(s *Status) {
+				if li != r.observed {
+					r.log.Info("leader observed", zap.String("leader", li.ID), zap.String("address", li.Address), zap.Int64("token", li.Token))
+				}
+				r.observed = li
+				if !s.Leading {
+					s.Leader = li
+				}
+			})
 		}
 	}()
 
@@ -272,6 +296,7 @@ func (r *Runner[S]) lead(ctx context.Context, term *Term) (err error) {
 	r.log.Info("leading", zap.Int64("term", term.Token), zap.String("fence", term.Fence.Key))
 	r.update(func(s *Status) {
 		s.Leading, s.Ready, s.Term = true, false, term.Token
+		s.Leader = LeaderInfo{Candidate: term.Self, Token: term.Token}
 		s.Transitions++
 		s.LastTransition, s.LastReason = now, "elected"
 	})
@@ -287,6 +312,10 @@ func (r *Runner[S]) lead(ctx context.Context, term *Term) (err error) {
 		r.unserve()
 		r.update(func(s *Status) {
 			s.Leading, s.Ready, s.Stopping, s.Term = false, false, false, 0
+			s.Leader = r.observed
+			if s.Leader.Token == term.Token {
+				s.Leader = LeaderInfo{} // the store has not shown the term's end yet
+			}
 			s.Transitions++
 			s.LastTransition, s.LastReason = time.Now(), reason
 		})
@@ -334,6 +363,8 @@ func (r *Runner[S]) lead(ctx context.Context, term *Term) (err error) {
 	close(r.ready)
 	r.mu.Unlock()
 	r.update(func(st *Status) { st.Ready = true })
+	r.log.Info("ready: state loaded, scheduler running", zap.Int64("term", term.Token),
+		zap.Int("tasks", len(snap.Tasks)), zap.String("framework_id", snap.FrameworkID))
 
 	var runErr error
 	select {

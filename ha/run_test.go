@@ -382,3 +382,42 @@ func TestDeposedJudgesByTheTermsDeadline(t *testing.T) {
 		t.Error("an ended term was not judged deposed")
 	}
 }
+
+// A leader names itself from the moment it wins, without waiting for the
+// store's view of the election to reach it; a standby names the leader the
+// store shows. The ready leader's Status carries its scheduler's snapshot.
+func TestStatusNamesTheLeaderAtOnce(t *testing.T) {
+	cli := testserver.StartEtcd(t).Client(t)
+	sim := simtest.Start(t, 1, nil)
+	var mu sync.Mutex
+	var seen []Status
+	a := startReplicaWith(t, cli, "a", []string{sim.URL()}, func(c *Config[onePerAgent]) {
+		c.OnTransition = func(st Status) { mu.Lock(); seen = append(seen, st); mu.Unlock() }
+	})
+	eventually(t, 15*time.Second, "a ready and subscribed", func() bool {
+		st := a.r.Status()
+		return st.Ready && st.Scheduler != nil && st.Scheduler.Subscribed
+	})
+	b := startReplica(t, cli, "b", []string{sim.URL()})
+	eventually(t, 10*time.Second, "b sees a lead", func() bool { return b.r.Status().Leader.ID == "a" })
+	if st := b.r.Status(); st.Leading || st.Scheduler != nil {
+		t.Errorf("standby b: %+v", st)
+	}
+	st := a.r.Status()
+	if st.Leader.ID != "a" || st.Leader.Token != st.Term {
+		t.Errorf("leader a names %+v (term %d)", st.Leader, st.Term)
+	}
+	if st.Scheduler.FrameworkID == "" || st.Scheduler.Reconciliation.Rounds == 0 && st.Scheduler.Reconciliation.LastDone.IsZero() {
+		t.Errorf("ready leader's scheduler snapshot: %+v", *st.Scheduler)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, st := range seen {
+		if st.Leading && (st.Leader.ID != "a" || st.Leader.Token != st.Term) {
+			t.Errorf("transition %d: leading but names %+v as leader (term %d)", i, st.Leader, st.Term)
+		}
+		if st.Scheduler != nil {
+			t.Errorf("transition %d carries a scheduler snapshot", i)
+		}
+	}
+}

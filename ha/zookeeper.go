@@ -575,6 +575,7 @@ func (e *ZKElector) startTerm(ctx context.Context, node string, self zkCandidate
 		defer e.forget(term)
 		return e.release(rctx, node, session)
 	})
+	term.Self = e.opts.Candidate
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
