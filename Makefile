@@ -8,6 +8,10 @@ TEST_TIMEOUT ?= 18m
 # -race everywhere: the suite is sized so that this stays affordable on 2 cores.
 TEST_FLAGS  ?= -race -count=1
 PKGS        ?= ./...
+# Tests keep what a person should look at afterwards (the status page's
+# screenshots in headless Chromium) here; CI can publish the folder.
+ARTIFACTS   ?= $(CURDIR)/.artifacts
+export REGENT_TEST_ARTIFACTS ?= $(ARTIFACTS)
 
 .PHONY: all build deps lint test test-short run run-zk docs soak bench clean
 
