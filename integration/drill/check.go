@@ -43,6 +43,9 @@ const ReconcileBound = 5 * time.Second
 //     scheduler outside the group, breaks it);
 //   - deposed-leader: Mesos accepted no call on a stream other than the
 //     latest subscription's (calls of a deposed leader after fencing);
+//   - deposed-call: no call (accepted or not) on a stream arrived after
+//     the election key of the term that subscribed it was gone, unless
+//     that replica was frozen meanwhile (see calls.go);
 //   - deposed-commit: every commit in the store was made by the term that
 //     led when it landed, and terms never go backwards from one
 //     generation to the next (see fencing.go: exact in etcd, from what a
@@ -101,11 +104,12 @@ func (tp *Topology) Check(ctx context.Context) []Violation {
 		// acked again after the task ended and the store forgot it.
 		if c.Type == "ACKNOWLEDGE" && c.AckedState != "" && c.FrameworkID == framework && !acked[c.TaskID+"/"+c.AckUUID] {
 			acked[c.TaskID+"/"+c.AckUUID] = true
-			if msg := judgeAck(c.Before, c.AckedState); msg != "" {
+			if msg := judgeAck(ackOf(c.Before), c.AckedState); msg != "" {
 				add("acked-before-commit", c.At, "task %s: %s", c.TaskID, msg)
 			}
 		}
 	}
+	tp.deposedCalls(calls, add)
 	for i, s := range subs {
 		deadline := s.at.Add(ReconcileBound)
 		if i+1 < len(subs) && subs[i+1].at.Before(deadline) {

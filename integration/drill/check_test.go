@@ -15,6 +15,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/regent-sched/regent/integration/mesossim"
 	"github.com/regent-sched/regent/integration/simtest"
 	"github.com/regent-sched/regent/persist"
 )
@@ -314,5 +315,68 @@ func TestJudgeAck(t *testing.T) {
 		if got := judgeAck(tc.seen, tc.acked); (got != "") != tc.bad {
 			t.Errorf("judgeAck(%+v, %s) = %q, want a violation: %v", tc.seen, tc.acked, got, tc.bad)
 		}
+	}
+}
+
+// TestCheckerCatchesACallAfterTheTerm plants a scheduler that keeps acting
+// after its term's election key is gone: it subscribes while the killed
+// leader's key still stands (so the stream is that term's), and calls
+// again once the key has expired. The checker must name the call; before
+// it, the topology passes. On both stores.
+func TestCheckerCatchesACallAfterTheTerm(t *testing.T) {
+	for _, store := range []string{"etcd", "zk"} {
+		t.Run(store, func(t *testing.T) {
+			tp := Start(t, Options{Store: store, Replicas: 1})
+			leader, fwid := firstLeader(t, tp)
+			tp.MustPass(context.Background())
+			leader.Kill()
+			rogue := subscribeRogue(t, tp.Sim.URL(), fwid)
+			simtest.Eventually(t, 30*time.Second, "the killed leader's key expired", func() bool {
+				l := tp.election.read()
+				return l.err == nil && l.key == ""
+			})
+			rogue.call(t, `{"type":"RECONCILE","reconcile":{"tasks":[]}}`)
+			var found bool
+			vs := tp.Check(context.Background())
+			for _, v := range vs {
+				if v.Rule == "deposed-call" && strings.Contains(v.Detail, "RECONCILE") && strings.Contains(v.Detail, leader.ID) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("the checker did not report the call after the term; it reported %v", vs)
+			}
+		})
+	}
+}
+
+func TestDeposedCalls(t *testing.T) {
+	t0 := time.Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	led := func(key, id string) callSeen { return callSeen{leader: leaderSeen{key: key, id: id}} }
+	rec := func(ms int, typ, stream string, status int, seen any) mesossim.CallRecord {
+		return mesossim.CallRecord{At: at(ms), Type: typ, StreamID: stream, Status: status, Before: seen}
+	}
+	calls := []mesossim.CallRecord{
+		rec(0, "SUBSCRIBE", "s1", 200, led("k1", "r1")),
+		rec(10, "RECONCILE", "s1", 202, led("k1", "r1")),                        // its term: fine
+		rec(20, "ACCEPT", "s1", 202, callSeen{leader: leaderSeen{err: io.EOF}}), // not read: no judgement
+		rec(30, "DECLINE", "s1", 202, led("", "")),                              // key gone, nobody leads: violation
+		rec(40, "SUBSCRIBE", "s2", 200, led("k2", "r2")),
+		rec(50, "ACKNOWLEDGE", "s1", 403, led("k2", "r2")), // refused, but still a call: violation
+		rec(60, "ACKNOWLEDGE", "s2", 202, led("k2", "r2")),
+		rec(1000, "SUBSCRIBE", "s3", 200, led("k3", "r3")),
+		rec(3000, "ACCEPT", "s3", 202, led("k4", "r1")), // r3 was frozen meanwhile: exempt
+		rec(3010, "ACCEPT", "s9", 202, led("k4", "r1")), // a stream never seen subscribing
+	}
+	tp := &Topology{}
+	tp.paused.at = map[string][]time.Time{"r3": {at(2000)}, "r2": {at(-5000)}}
+	var got []string
+	tp.deposedCalls(calls, func(rule string, when time.Time, format string, args ...any) {
+		got = append(got, fmt.Sprintf("%s@%d: %s", rule, when.Sub(t0).Milliseconds(), fmt.Sprintf(format, args...)))
+	})
+	if len(got) != 2 || !strings.HasPrefix(got[0], "deposed-call@30: DECLINE") || !strings.Contains(got[0], "no leader") ||
+		!strings.HasPrefix(got[1], "deposed-call@50: ACKNOWLEDGE (HTTP 403)") || !strings.Contains(got[1], "k2 (r2) led") {
+		t.Errorf("violations:\n%s", strings.Join(got, "\n"))
 	}
 }

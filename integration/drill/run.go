@@ -62,6 +62,7 @@ func FaultNames() []string {
 var Rules = []string{
 	"one-framework: one FrameworkID in every SUBSCRIBE, one framework in Mesos",
 	"deposed-leader: no call accepted on a stream after a newer one subscribed",
+	"deposed-call: no call on a stream after its term's election key was gone (frozen replicas excepted)",
 	"deposed-commit: every commit in the store made by the term that led when it landed",
 	"reconcile: reconciliation started within 5s of every subscription",
 	"one-per-slot: one task per agent, no task id launched twice",

@@ -68,9 +68,10 @@ type Options struct {
 	// Binary is the regent binary the replicas run; default the one
 	// Binary builds from this module ($REGENT_BINARY when set).
 	Binary string
-	// NoAckCheck turns the acked-before-commit rule off: it reads the
-	// whole store at every ACKNOWLEDGE, which at thousands of tasks is
-	// what a benchmark would measure. The other rules still run.
+	// NoAckCheck turns off the rules that read the store whenever a call
+	// reaches Mesos: acked-before-commit (it reads the whole store at
+	// every ACKNOWLEDGE, which at thousands of tasks is what a benchmark
+	// would measure) and deposed-call. The other rules still run.
 	NoAckCheck bool
 }
 
@@ -89,7 +90,9 @@ type Topology struct {
 	masterSpec string // zk://... with ZKMasters
 	dir        string
 
-	acks *ackWatch
+	acks     *ackWatch
+	election electionReader
+	paused   pauses // when replicas were frozen
 	// The store's commits: etcd's history is read by Check; ZooKeeper's
 	// manifest is followed by zkw while the topology runs.
 	etcdCli *clientv3.Client
@@ -162,11 +165,13 @@ func Start(t tb.TB, o Options) *Topology {
 		tp.storeAddrs = tp.ZKEnsemble.Servers()
 		store, err = persist.NewZooKeeper(tp.ZKEnsemble.Conn(t), persist.ZKOptions{Framework: storeFramework})
 		tp.followCommits(tp.ZKEnsemble.Conn(t))
+		tp.election.zk = tp.ZKEnsemble.Conn(t)
 	case o.Store == "zk" && o.EtcdMembers <= 1:
 		startZK()
 		tp.storeAddrs = []string{tp.ZooKeeper.Addr()}
 		store, err = persist.NewZooKeeper(tp.ZooKeeper.Conn(t), persist.ZKOptions{Framework: storeFramework})
 		tp.followCommits(tp.ZooKeeper.Conn(t))
+		tp.election.zk = tp.ZooKeeper.Conn(t)
 	default:
 		t.Fatalf("drill: store %q with %d etcd members and %d ZooKeeper members", o.Store, o.EtcdMembers, o.ZKMembers)
 	}
@@ -174,6 +179,7 @@ func Start(t tb.TB, o Options) *Topology {
 		t.Fatalf("drill: the checker's store reader: %v", err)
 	}
 	tp.acks = newAckWatch(store)
+	tp.election.etcd = tp.etcdCli
 	cfg := mesossim.FastConfig()
 	cfg.Masters = o.Masters
 	if o.ZKMasters {
@@ -184,7 +190,7 @@ func Start(t tb.TB, o Options) *Topology {
 		tp.masterSpec = "zk://" + tp.ZooKeeper.Addr() + "/mesos"
 	}
 	if !o.NoAckCheck {
-		cfg.BeforeCall = tp.acks.before
+		cfg.BeforeCall = tp.beforeCall
 	}
 	cfg.OnCall = func(r mesossim.CallRecord) {
 		tp.mu.Lock()
@@ -347,6 +353,7 @@ func (r *Replica) Term() {
 // stopped: a zombie leader when it leads.
 func (r *Replica) Stop() {
 	r.tp.t.Helper()
+	r.tp.paused.note(r.ID) // before: a call may leave while it stops
 	if err := r.running("stop").Pause(); err != nil {
 		r.tp.t.Fatalf("drill: stop %s: %v", r.ID, err)
 	}

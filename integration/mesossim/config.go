@@ -72,13 +72,14 @@ type Config struct {
 	// and must not call the Cluster. Drills time failovers and check that
 	// no deposed scheduler's call was accepted with it.
 	OnCall func(CallRecord)
-	// BeforeCall, when set, is called with every valid non-SUBSCRIBE call
-	// before the master handles it, without the cluster's lock: it may
-	// take a moment (a drill reads the scheduler's store there, to check
-	// that an update was committed before it was acknowledged), and the
-	// call waits for it. It must not change the call. What it returns is
-	// the call's CallRecord.Before, so that what it saw is judged with
-	// exactly the call it saw it for.
+	// BeforeCall, when set, is called with every valid call (SUBSCRIBE
+	// included) before the master handles it, without the cluster's
+	// lock: it may take a moment (a drill reads the scheduler's store
+	// there, to check that an update was committed before it was
+	// acknowledged, and who leads the scheduler's election), and the call
+	// waits for it. It must not change the call. What it returns is the
+	// call's CallRecord.Before, so that what it saw is judged with exactly
+	// the call it saw it for.
 	BeforeCall func(*scheduler.Call) any
 }
 

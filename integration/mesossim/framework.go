@@ -139,9 +139,10 @@ func validateRole(r string) error {
 }
 
 // subscribeLocked handles a SUBSCRIBE that passed HTTP-level validation and
-// has been answered 200 on stream s. It returns the framework, or nil when
-// the subscription was refused with an ERROR event (then s is closing).
-func (c *Cluster) subscribeLocked(s *stream, sub *scheduler.Call_Subscribe) *framework {
+// has been answered 200 on stream s (before: what Config.BeforeCall
+// returned for it). It returns the framework, or nil when the
+// subscription was refused with an ERROR event (then s is closing).
+func (c *Cluster) subscribeLocked(s *stream, sub *scheduler.Call_Subscribe, before any) *framework {
 	info := *sub.FrameworkInfo
 	if err := validateFrameworkInfo(&info, sub.SuppressedRoles); err != nil {
 		c.refuseLocked(s, err.Error())
@@ -198,7 +199,7 @@ func (c *Cluster) subscribeLocked(s *stream, sub *scheduler.Call_Subscribe) *fra
 	}
 	fw.counters.Subscriptions++
 	if c.cfg.OnCall != nil {
-		c.cfg.OnCall(CallRecord{At: time.Now(), FrameworkID: id, Type: "SUBSCRIBE", StreamID: s.id, Status: http.StatusOK})
+		c.cfg.OnCall(CallRecord{At: time.Now(), FrameworkID: id, Type: "SUBSCRIBE", StreamID: s.id, Status: http.StatusOK, Before: before})
 	}
 	hb := c.cfg.HeartbeatInterval.Seconds()
 	mi := c.masters[c.leader].info(c.masterID, c.cfg.Version)

@@ -98,13 +98,13 @@ func (m *master) scheduler(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, herr.msg, herr.code)
 		return
 	}
-	if call.Type == scheduler.Call_SUBSCRIBE {
-		m.subscribe(w, r, call)
-		return
-	}
 	var before any
 	if c.cfg.BeforeCall != nil {
 		before = c.cfg.BeforeCall(call)
+	}
+	if call.Type == scheduler.Call_SUBSCRIBE {
+		m.subscribe(w, r, call, before)
+		return
 	}
 	code, msg := c.dispatch(call, r.Header.Get("Mesos-Stream-Id"), isJSON, before)
 	if code >= 400 {
@@ -186,7 +186,7 @@ func negotiate(accept string) (json bool, ok bool) {
 	return false, false
 }
 
-func (m *master) subscribe(w http.ResponseWriter, r *http.Request, call *scheduler.Call) {
+func (m *master) subscribe(w http.ResponseWriter, r *http.Request, call *scheduler.Call, before any) {
 	c := m.c
 	if r.Header.Get("Mesos-Stream-Id") != "" {
 		c.countRejected()
@@ -216,7 +216,7 @@ func (m *master) subscribe(w http.ResponseWriter, r *http.Request, call *schedul
 		c.mu.Unlock()
 		return
 	}
-	fw := c.subscribeLocked(s, call.Subscribe)
+	fw := c.subscribeLocked(s, call.Subscribe, before)
 	c.mu.Unlock()
 	s.serve(w, r, c.cfg.HeartbeatInterval, c.isStalled, c.done)
 	c.mu.Lock()

@@ -116,17 +116,23 @@ func TestTaskLifecycleAcknowledged(t *testing.T) {
 
 func TestUnacknowledgedUpdateIsResentAndBlocksTheNext(t *testing.T) {
 	var mu sync.Mutex
-	var acks []CallRecord
+	var acks, subscribes []CallRecord
 	before := 0
 	c := newSim(t, 1, func(cfg *Config) {
 		cfg.OnCall = func(r CallRecord) {
-			if r.Type == "ACKNOWLEDGE" {
-				mu.Lock()
+			mu.Lock()
+			defer mu.Unlock()
+			switch r.Type {
+			case "ACKNOWLEDGE":
 				acks = append(acks, r)
-				mu.Unlock()
+			case "SUBSCRIBE":
+				subscribes = append(subscribes, r)
 			}
 		}
 		cfg.BeforeCall = func(call *scheduler.Call) any {
+			if call.Type == scheduler.Call_SUBSCRIBE {
+				return "subscribe"
+			}
 			if call.Type != scheduler.Call_ACKNOWLEDGE {
 				return nil
 			}
@@ -177,6 +183,9 @@ func TestUnacknowledgedUpdateIsResentAndBlocksTheNext(t *testing.T) {
 	}
 	if len(acks) != len(want) || before != len(want) {
 		t.Fatalf("acks recorded %+v (%d seen before), want %d", acks, before, len(want))
+	}
+	if len(subscribes) != 1 || subscribes[0].Before != "subscribe" {
+		t.Errorf("SUBSCRIBE records %+v: want one, with BeforeCall's answer", subscribes)
 	}
 	for i, w := range want {
 		if a := acks[i]; a.TaskID != "t1" || a.AckUUID != w.uuid || a.AckedState != w.state || a.Status != 202 || a.Before != i+1 {
