@@ -74,8 +74,9 @@ type ZKOptions struct {
 // other one watches only its predecessor (no herd effect) and looks again
 // when it goes. The term's fence is the leader's own znode and its czxid:
 // the random nonce makes the path unique forever, even if the leader
-// directory were deleted and its sequence started again, so a commit
-// guarded by Check(path, -1) can never pass for another term. The token
+// directory were deleted and its sequence started again, and the znode is
+// never modified after its creation, so a commit guarded by Check(path,
+// version 0) can never pass for another term. The token
 // is the sequence number plus one, which grows with every candidate (the
 // first candidate in a new directory gets 1).
 //

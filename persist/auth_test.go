@@ -88,7 +88,8 @@ func testZKDigest(t *testing.T, authed, anonymous *zk.Conn) {
 	mustCommit(t, s, f, b)
 	m.apply(b)
 	checkModel(t, s, m)
-	for _, rel := range []string{manifestName, shardsDir, shardName(0, 0), layout{}.part(recKey{kindEntry, "big"}, 1, 0)} {
+	part := hashedPart(recKey{kindEntry, "big"}, 1, 0)
+	for _, rel := range []string{manifestName, shardsDir, shardName(0, 0), bucketDir(part), part} {
 		got, _, err := authed.GetACL(testPrefix + "/" + fw + "/" + rel)
 		if err != nil || len(got) != 1 || got[0].Scheme != "digest" || got[0].ID != acl[0].ID {
 			t.Fatalf("ACL of %s: %+v, %v; want %+v", rel, got, err, acl)

@@ -3,6 +3,7 @@ package persist
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/regent-sched/regent/integration/testserver"
@@ -26,6 +27,9 @@ func TestZooKeeper(t *testing.T) {
 	runContract(t, h)
 	t.Run("DigestACL", func(t *testing.T) { testZKDigest(t, authed, anonymous) })
 	t.Run("Migration", func(t *testing.T) { testZKMigration(t, h, conn) })
+	t.Run("RenameCrash", func(t *testing.T) { testZKRenameCrash(t, h, conn) })
+	t.Run("BlobListing", func(t *testing.T) { testZKBlobListing(t, h, conn) })
+	t.Run("FenceVersion", func(t *testing.T) { testZKFenceVersion(t, h, conn) })
 	t.Run("Compaction", func(t *testing.T) { testZKCompaction(t, h, conn) })
 	t.Run("ModifiedSnapshot", func(t *testing.T) { testZKModifiedSnapshot(t, h) })
 }
@@ -110,5 +114,14 @@ func TestOptions(t *testing.T) {
 	}
 	if _, err := validateCommon("/a/b", "my-framework.v2", nil, 0); err != nil {
 		t.Errorf("valid options refused: %v", err)
+	}
+	// A record too large for the decoder's part limit at the smallest
+	// transactions is refused up front, not written and then unloadable.
+	_, err := txnLimits(zkMaxOps, minTxnBytes, maxRecordCap, false)
+	if err == nil || !strings.Contains(err.Error(), "MaxRecordBytes") || !strings.Contains(err.Error(), "parts") {
+		t.Errorf("1 GiB records in the smallest transactions: %v", err)
+	}
+	if _, err := txnLimits(zkMaxOps, DefaultZKMaxMultiBytes, maxRecordCap, false); err != nil {
+		t.Errorf("1 GiB records in default ZooKeeper multis: %v", err)
 	}
 }

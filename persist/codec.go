@@ -17,14 +17,22 @@ const (
 	// formatPacked is ZooKeeper's: records packed into hash shards plus a
 	// log of recent commits (see zkpack.go).
 	formatPacked = 2
-	// formatWriter is what both backends write now: the layout of format
-	// 1 (etcd) or 2 (ZooKeeper), with a manifest that names its layout
-	// and the fence of the term that wrote it. Only the manifest changed:
-	// records, parts, journal chunks, shards and log chunks keep the
-	// header of the format that introduced them.
+	// formatWriter is what etcd writes now (and ZooKeeper wrote before
+	// format 4): the layout of format 1 (etcd) or 2 (ZooKeeper), with a
+	// manifest that names its layout and the fence of the term that wrote
+	// it. Only the manifest changed: records, parts, journal chunks,
+	// shards and log chunks keep the header of the format that introduced
+	// them.
 	formatWriter = 3
+	// formatHashedParts is what ZooKeeper writes now: format 3 whose parts
+	// are named by a hash of their record's kind and key, spread over
+	// buckets (blobs/<bucket>/<hash>.<gen>.<n>, layout.go), instead of by
+	// the escaped key in one directory, so that no child list comes near
+	// ZooKeeper's 1 MiB response limit. The manifest's payload is format
+	// 3's (with the packed layout); part values are unchanged.
+	formatHashedParts = 4
 	// maxFormat is the highest format this binary reads.
-	maxFormat = formatWriter
+	maxFormat = formatHashedParts
 )
 
 // maxParts bounds the parts of one record a decoder accepts.
@@ -261,8 +269,8 @@ type manifest struct {
 
 // encodeManifest encodes m in the given format: formatRecords or
 // formatPacked (what older binaries wrote; tests use them), or
-// formatWriter, whose payload opens with the layout byte and ends with the
-// writer's fence.
+// formatWriter and formatHashedParts, whose payload opens with the layout
+// byte and ends with the writer's fence.
 func encodeManifest(m *manifest, version int) []byte {
 	w := newWriter(96 + len(m.framework) + len(m.frameworkID) + len(m.shape.bits) + len(m.writer.Key))
 	if version >= formatWriter {
@@ -306,6 +314,10 @@ func decodeManifest(v []byte, maxVersion int) (*manifest, int, error) {
 		layout = int(r.byte("layout"))
 		if r.err == nil && layout != formatRecords && layout != formatPacked {
 			return nil, version, fmt.Errorf("layout %d, want %d or %d: %w", layout, formatRecords, formatPacked, ErrCorrupt)
+		}
+		if r.err == nil && version == formatHashedParts && layout != formatPacked {
+			return nil, version, fmt.Errorf("format %d with layout %d: only ZooKeeper's packed layout (%d) has it: %w",
+				version, layout, formatPacked, ErrCorrupt)
 		}
 	}
 	m := readManifestHead(r)
@@ -431,7 +443,8 @@ func decodeRecord(v []byte, maxVersion int) (*record, error) {
 }
 
 // encodePart encodes one part of a large record. Parts keep format 1's
-// encoding (and version) in format 2 stores too.
+// encoding (and version) in every format: a part is the same value under
+// its format 3 name and its format 4 one.
 func encodePart(k recKey, gen uint64, n uint32, data []byte) []byte {
 	w := newWriter(32 + len(k.key) + len(data))
 	w.byte(byte(k.kind))

@@ -27,6 +27,7 @@ func TestManifestRoundTrip(t *testing.T) {
 		{manifest{framework: "fw", generation: 7, tasks: 1, applying: true, applyGen: 7, applyChunks: 12, writer: writer}, formatWriter},
 		{manifest{framework: "fw", generation: 2, frameworkID: "id", writer: Fence{Key: "/z/leader/n_0000000003", Revision: -1}}, formatWriter},
 		{manifest{framework: "fw", generation: 9, logFrom: 7, shape: encodeShape(split), layout: formatPacked, writer: writer}, formatWriter},
+		{manifest{framework: "fw", generation: 9, logFrom: 7, shape: encodeShape(split), layout: formatPacked, writer: writer}, formatHashedParts},
 	}
 	for _, tc := range cases {
 		m := tc.m
@@ -57,6 +58,7 @@ func TestManifestRoundTrip(t *testing.T) {
 		{manifest{framework: "fw", generation: 3, shape: shapeCode{nodes: 2, bits: "\x00"}, layout: formatPacked}, formatPacked},
 		{manifest{framework: "fw", generation: 3, shape: shapeCode{nodes: 0}, layout: formatPacked}, formatWriter},
 		{manifest{framework: "fw", generation: 3, layout: 7}, formatWriter},
+		{manifest{framework: "fw", generation: 3, layout: formatRecords}, formatHashedParts}, // format 4 is ZooKeeper's packed layout only
 	}
 	for _, tc := range bads {
 		if _, _, err := decodeManifest(encodeManifest(&tc.m, tc.version), maxFormat); !errors.Is(err, ErrCorrupt) {
@@ -167,6 +169,44 @@ func TestLayoutParse(t *testing.T) {
 			}
 		}
 	}
+	// Format 4 part names: fixed length whatever the key, in the bucket
+	// the hash and part number choose.
+	long := recKey{kindEntry, strings.Repeat("/", maxKeyBytes)}
+	for _, k := range []recKey{{kindTask, "a.1.2/x"}, {kindEntry, "cfg"}, long} {
+		for _, id := range []partID{{0, 0}, {7, 1}, {1<<64 - 1, maxParts - 1}} {
+			rel := hashedPart(k, id.gen, id.n)
+			dir, rest, _ := strings.Cut(rel, "/")
+			b, name, _ := strings.Cut(rest, "/")
+			hp, ok := parseHashedPart(b, name)
+			if dir != blobsDir || !ok || hp.hash != partHash(k) || hp.id != id || len(name) > maxHashedPartName || bucketDir(rel) != blobsDir+"/"+b {
+				t.Errorf("hashedPart(%.10q, %d, %d) = %q: parsed %+v, %v", k.key, id.gen, id.n, rel, hp, ok)
+			}
+		}
+	}
+	h := partHash(long)
+	seen := map[string]bool{}
+	for n := uint32(0); n < blobBuckets; n++ {
+		seen[blobBucket(h[0], n)] = true
+	}
+	if len(seen) != blobBuckets {
+		t.Errorf("256 parts of a record fill %d buckets, want all %d", len(seen), blobBuckets)
+	}
+	good := hashedPart(long, 3, 2)
+	b, name, _ := strings.Cut(strings.TrimPrefix(good, blobsDir+"/"), "/")
+	other := blobBucket(h[0], 3)
+	for _, tc := range []struct{ bucket, name string }{
+		{other, name}, // the wrong bucket
+		{b, strings.ToUpper(name[:32]) + name[32:]}, // not canonical hex
+		{b, name[1:]},   // a short hash
+		{b, name + "0"}, // part 20: another bucket
+		{b, strings.Replace(name, ".3.", ".03.", 1)},
+		{b, name[:32] + ".3"},
+	} {
+		if hp, ok := parseHashedPart(tc.bucket, tc.name); ok {
+			t.Errorf("parseHashedPart(%q, %q) accepted: %+v", tc.bucket, tc.name, hp)
+		}
+	}
+
 	// A record in the wrong bucket is not ours.
 	l := layout{buckets: true}
 	rel := l.record(recKey{kindTask, "x"})
@@ -176,10 +216,18 @@ func TestLayoutParse(t *testing.T) {
 	}
 }
 
+func mustLimits(maxOps, budget, maxRecord int) limits {
+	lim, err := txnLimits(maxOps, budget, maxRecord, true)
+	if err != nil {
+		panic(err)
+	}
+	return lim
+}
+
 // journalEngine returns an engine good enough to decode journals.
 func journalEngine() *engine {
 	s := &EtcdStore{root: "/test/fw/"}
-	s.eng = &engine{framework: "fw", lay: layout{}, lim: txnLimits(128, 64<<10, DefaultMaxRecordBytes, true), be: s, format: formatRecords}
+	s.eng = &engine{framework: "fw", lay: layout{}, lim: mustLimits(128, 64<<10, DefaultMaxRecordBytes), be: s, format: formatRecords}
 	return s.eng
 }
 
@@ -265,6 +313,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(encodeShard(1, 1, 5, []shardRec{{rec: recKey{kindTask, "b"}, data: []byte("x")}, {rec: recKey{kindEntry, "c"}, ref: &partsRef{size: 9, parts: 2}}}))
 	f.Add(encodeManifest(&manifest{framework: "fw", generation: 3, logFrom: 1, shape: encodeShape(&snode{kids: [2]*snode{{}, {}}}), layout: formatPacked}, formatPacked))
 	f.Add(encodeManifest(&manifest{framework: "fw", generation: 3, logFrom: 1, shape: encodeShape(&snode{}), layout: formatPacked, writer: Fence{Key: "k", Revision: 5}}, formatWriter))
+	f.Add(encodeManifest(&manifest{framework: "fw", generation: 9, logFrom: 7, shape: encodeShape(&snode{kids: [2]*snode{{}, {}}}), layout: formatPacked, writer: Fence{Key: "/z/leader/candidate-x-0000000001", Revision: 1 << 40}}, formatHashedParts))
 	// Headers that declare huge lengths, with valid checksums.
 	huge := newWriter(16)
 	huge.uvarint(1 << 62)
@@ -279,7 +328,7 @@ func FuzzDecode(f *testing.F) {
 		for _, typ := range []valueType{typeManifest, typeRecord, typePart, typeJournal, typeLog, typeShard} {
 			v := data
 			if len(data) >= headerSize && data[0]&1 == 1 {
-				version := byte(1 + data[0]>>1&1) // formats 1 and 2
+				version := byte(1 + data[0]>>1&3) // formats 1 to 4
 				v = append([]byte(magic), version, byte(typ), 0, 0, 0, 0, 0, 0)
 				v = append(v, data[headerSize:]...)
 				binary.LittleEndian.PutUint32(v[8:12], checksum(v[headerSize:]))

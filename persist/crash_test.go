@@ -197,9 +197,12 @@ func testCrash(t *testing.T, h *harness) {
 	for _, cp := range h.crashes {
 		cases = append(cases, tc{name: cp.name, phase: cp.phase, n: cp.n, want: cp.want})
 	}
+	// Random kill points within the commit: after one of the lines a whole
+	// commit prints (one before and one after each transaction).
+	points := crashPoints(t, h)
 	for i := 0; i < 2; i++ {
-		k := 1 + rng.IntN(60) // the whole commit: past its end, the helper just finishes
-		cases = append(cases, tc{name: fmt.Sprintf("random kill after %d lines", k), killAfter: k, want: -1})
+		k := 1 + rng.IntN(points)
+		cases = append(cases, tc{name: fmt.Sprintf("random kill after %d of %d lines", k, points), killAfter: k, want: -1})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -272,6 +275,29 @@ func testCrash(t *testing.T, h *harness) {
 		checkModel(t, h.newStore(t, testPrefix, fw), m)
 		checkClean(t, h, fw)
 	})
+}
+
+// crashPoints runs the crash tests' commit to its end in a helper, as
+// testCrash's cases do but without a kill, and returns how many
+// transaction lines it printed: the points a random kill chooses from.
+func crashPoints(t *testing.T, h *harness) int {
+	t.Helper()
+	fw := uniqueFW("crash-count")
+	f := h.grant(t, testPrefix, fw)
+	mustCommit(t, h.newStore(t, testPrefix, fw), f, crashBatch("pre"))
+	lines := crashChild(t, crashConfig{Backend: h.crash.backend, Addrs: h.crash.addrs, Prefix: testPrefix, Framework: fw,
+		Fence: f, Batch: "main"}, 0)
+	n := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, "txn ") {
+			n++
+		}
+	}
+	if n == 0 || !strings.HasPrefix(lines[len(lines)-1], "committed ") {
+		t.Fatalf("the crash helper's commit printed %q", lines)
+	}
+	t.Logf("a whole commit prints %d transaction lines", n)
+	return n
 }
 
 // checkClean verifies that no garbage (journal chunks, orphaned parts, log

@@ -14,9 +14,10 @@
 //   - etcd: a Txn If(CreateRevision(fence.Key) == fence.Revision, and the
 //     manifest's ModRevision is the one this store last saw) Then(writes).
 //     A failed fence compare is ErrFenced; nothing was written.
-//   - ZooKeeper: a multi whose first op is Check(fence.Key, -1), the
-//     leader's ephemeral sequential znode (its czxid is checked against
-//     fence.Revision the first time a fence is used), then a versioned set
+//   - ZooKeeper: a multi whose first op is Check(fence.Key, 0), the
+//     leader's ephemeral sequential znode at data version 0 (its czxid is
+//     checked against fence.Revision the first time a fence is used; ha
+//     never modifies a candidate's znode, see Fence), then a versioned set
 //     (or check) of the manifest, then the writes.
 //   - memory: the fence must equal the one set by MemoryStore.SetLeader.
 //
@@ -86,9 +87,9 @@
 //     same); log entries no shard needs any more are deleted. Usually the
 //     first rewrite rides in the commit's own multi.
 //
-// Load reads the manifest, lists shards/, log/ and blobs/, reads every
-// shard and every log entry of (logFrom, generation] with 64 requests in
-// flight, and applies each log op whose generation is newer than its
+// Load reads the manifest, lists shards/, log/ and blobs/ (and blobs/'s
+// buckets, format 4), reads every shard and every log entry of (logFrom,
+// generation] with 64 requests in flight, and applies each log op whose generation is newer than its
 // record's shard. For 100k tasks that is about 320 shards and a few dozen
 // log entries, 20 MB, in 0.3 to 0.4 s (docs/BENCHMARKS.md). A commit costs its
 // log entry plus about twice that in shard rewrites, each bounded by one
@@ -125,21 +126,23 @@
 // Migration. A format 1 ZooKeeper store loads as before (Snapshot.Format
 // 1) and is migrated by the first commit after that successful Load: the
 // state as read is written into new shards (invisible to format 1, which
-// has no shards), then the commit's multi replaces the format 1 manifest
-// by a packed one (format 3 now; the commit point), then the format 1 records, buckets
-// and journal are deleted, eight multis per commit (Load ignores them). A
-// format 1 store with an interrupted journaled commit migrates with the
-// journal applied. A binary that knows only format 1 refuses the migrated
-// store (ErrNewerFormat) and leaves it untouched; during a migration it
-// refuses the new shards/ directory (ErrForeign).
+// has no shards), its parts are copied to their format 4 names (below),
+// then the commit's multi replaces the format 1 manifest by a packed one
+// (format 4 now; the commit point), then the format 1 records, buckets,
+// journal and parts are deleted, eight multis per commit (Load ignores
+// them; a later leader's Load finds what is left and goes on). A format 1
+// store with an interrupted journaled commit migrates with the journal
+// applied. A binary that knows only format 1 refuses the migrated store
+// (ErrNewerFormat) and leaves it untouched; during a migration it refuses
+// the new shards/ directory (ErrForeign).
 //
 // # Format 3: the writer's fence in the manifest
 //
-// Both backends now write format 3: the layout of format 1 (etcd) or 2
-// (ZooKeeper), whose manifest also says which layout it is and carries
-// the fence of the term that wrote it (Snapshot.Writer). Every commit
-// writes the manifest, so each generation names its leader, and a drill
-// can check every commit against the election's history
+// etcd writes format 3, and ZooKeeper did before format 4: the layout of
+// format 1 (etcd) or 2 (ZooKeeper), whose manifest also says which layout
+// it is and carries the fence of the term that wrote it (Snapshot.Writer).
+// Every commit writes the manifest, so each generation names its leader,
+// and a drill can check every commit against the election's history
 // (integration/drill). Only the manifest changed. A store of format 1
 // (etcd) or 2 (ZooKeeper) loads as it is, with no writer, and its first
 // commit writes a format 3 manifest: that is the whole migration. A
@@ -147,6 +150,59 @@
 // (ErrNewerFormat) and leaves it untouched: an old `regent run` that wins
 // an election after a new one committed gives the term up and exits with
 // status 2 (it must be upgraded), and the next candidate takes over.
+//
+// # ZooKeeper format 4: parts named by hash, in buckets
+//
+// Formats 1 to 3 name the parts of a large record blobs/<t|e>.<escaped
+// key>.<gen>.<n>, all in one directory. A key may have 1,024 bytes, three
+// times that escaped, and a record of 64 MiB is about 1,100 parts: one
+// listing of blobs/ could exceed ZooKeeper's 1 MiB response limit
+// (jute.maxbuffer), and a Load that cannot list blobs/ cannot read the
+// store. Format 4 changes only the names of parts:
+//
+//	blobs/<bucket>/<hash>.<gen>.<n>
+//
+// hash is the first 128 bits of SHA-256 over the record's kind and key
+// (32 hex digits), bucket is (hash's first byte + n) mod 256 in two hex
+// digits: a record's parts go round the 256 buckets from a place its hash
+// chooses, and the records spread over them. A part's value is unchanged
+// and still carries its record's kind and key, so a part found under
+// another record's hash is detected (ErrCorrupt). Buckets are created with
+// the first part that needs them and kept.
+//
+// The bound. blobs/ lists at most 256 buckets: 1.5 KB with ZooKeeper's
+// 4-byte length per name. A name in a bucket has at most 59 bytes (63 in
+// a listing) whatever the key; a record of n parts puts at most
+// ceil(n/256) of them in one bucket, so with P parts in all a bucket lists
+// about P/256 names (at most P/256 + R, R the records in parts, if their
+// hashes all chose the same bucket). Parts hold 60 KiB each by default
+// (12 KiB with the smallest MaxMultiBytes): a 64 MiB record lists 5 names
+// per bucket, under 300 bytes; 4 GiB of records in parts, at the smallest
+// part size, about 1,400 names and at most 86 KB per bucket. A bucket's
+// listing reaches 1 MiB at 16,600 names: about 4 million parts, 250 GiB of
+// records by default, far beyond what a ZooKeeper (which keeps its data in
+// memory) holds; even records whose keys all chose one bucket would need
+// 16,600 of them, about 1 GiB by default (200 MB with the smallest
+// multis). (shards/ and log/ names have at most 13 and 31 bytes: a listing
+// of either nears 1 MiB only past 30,000 shards or log chunks, gigabytes
+// of state.) TestZooKeeper/BlobListing checks the bound on records with
+// the longest keys.
+//
+// Migration. A ZooKeeper store of format 1, 2 or 3 loads as it is, its
+// parts read under their old names. The first commit after that Load
+// copies, before its commit point, every part of a live record to its
+// format 4 name (byte for byte, in multis that check the manifest's
+// version; nothing references the copies yet), then commits as usual,
+// writing a format 4 manifest (the commit point); the old names are then
+// deleted, eight multis per commit. A crash before the commit point leaves
+// the copies as garbage that the next commit deletes before it copies
+// again; no part is lost, since the old names go only after a format 4
+// manifest names the new ones. A binary of format 3 refuses a format 4
+// store (ErrNewerFormat) and leaves it untouched; between a migration's
+// first copy and its commit point (a crash there) it refuses blobs/'s
+// buckets (ErrForeign), as format 1 binaries refused shards/, until a
+// format 4 binary commits. etcd has no such limit (Load reads keys in
+// pages) and keeps writing format 3.
 //
 // # Persisted layout
 //
@@ -162,8 +218,10 @@
 //	journal/<gen>.<n>                etcd: write-ahead journal chunks
 //	shards/<depth>.<prefix>          ZooKeeper: the records of one shard
 //	log/<gen>.<n>                    ZooKeeper: the ops of commit <gen>
-//	blobs/<t|e>.<key>.<gen>.<n>      parts of records larger than half a
-//	                                 transaction (both)
+//	blobs/<t|e>.<key>.<gen>.<n>      etcd, and ZooKeeper before format 4:
+//	                                 parts of records larger than half a
+//	                                 transaction
+//	blobs/<bucket>/<hash>.<gen>.<n>  ZooKeeper format 4: the same parts
 //	leader/...                       ha's election keys; persist never
 //	                                 reads or writes them
 //
@@ -175,13 +233,14 @@
 // Every value starts with a 12-byte header: magic "RGNT", the format that
 // introduced its encoding (the manifest: 3; parts, records and journal
 // chunks: 1; shards and log chunks: 2), value type, two reserved bytes,
-// and the CRC-32C of the payload. Payloads use unsigned
-// varints and length-prefixed strings; records, shards and parts carry
-// their own key or hash prefix, so a value copied to another name is
-// detected. etcd reads formats 1 and 3 and writes 3; ZooKeeper reads
-// formats 1 to 3 and writes 3. Records up to MaxRecordBytes (64 MiB by default; larger ones
-// are refused with ErrTooLarge) are split into parts when they do not fit
-// half a transaction.
+// and the CRC-32C of the payload. (The manifest of format 4 is format 3's
+// with 4 in its header.) Payloads use unsigned varints and length-prefixed
+// strings; records, shards and parts carry their own key or hash prefix,
+// so a value copied to another name is detected. etcd reads formats 1 and
+// 3 and writes 3; ZooKeeper reads formats 1 to 4 and writes 4. Records up
+// to MaxRecordBytes (64 MiB by default; larger ones are refused with
+// ErrTooLarge) are split into parts when they do not fit half a
+// transaction.
 //
 // Export and Import move a snapshot to and from JSON, for backups and for
 // moving a framework between stores.

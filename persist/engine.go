@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -35,6 +36,19 @@ type backend interface {
 	cost(p *pop) int
 	// forget drops cached layout knowledge after a failure.
 	forget()
+}
+
+// txnStats counts the transactions a store runs and what they carry: ops,
+// and the bytes of their keys and values. Tests check with it that a
+// commit's cost grows with its batch, not with the state.
+type txnStats struct {
+	txns, ops, bytes atomic.Int64
+}
+
+func (c *txnStats) add(ops, bytes int) {
+	c.txns.Add(1)
+	c.ops.Add(int64(ops))
+	c.bytes.Add(int64(bytes))
 }
 
 // errStale means the manifest changed since this store last read it while

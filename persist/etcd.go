@@ -44,9 +44,10 @@ var _ Store = (*EtcdStore)(nil)
 // EtcdStore is a Store in etcd. Every write is a Txn fenced by the
 // leader's election key; see doc.go for the layout.
 type EtcdStore struct {
-	cli  *clientv3.Client
-	root string // "<prefix>/<framework>/"
-	eng  *engine
+	cli   *clientv3.Client
+	root  string // "<prefix>/<framework>/"
+	eng   *engine
+	stats *txnStats // what the Txns write (tests); nil: not counted
 }
 
 // NewEtcd returns a store for one framework in etcd. It does no I/O; TLS
@@ -73,11 +74,15 @@ func NewEtcd(client *clientv3.Client, opts EtcdOptions) (*EtcdStore, error) {
 	if budget < minTxnBytes {
 		return nil, fmt.Errorf("persist: MaxRequestBytes %d is too small", opts.MaxRequestBytes)
 	}
+	lim, err := txnLimits(opts.MaxTxnOps, budget, c.maxRecord, true)
+	if err != nil {
+		return nil, err
+	}
 	s := &EtcdStore{cli: client, root: c.prefix + "/" + c.framework + "/"}
 	s.eng = &engine{
 		framework: c.framework,
 		lay:       layout{},
-		lim:       txnLimits(opts.MaxTxnOps, budget, c.maxRecord, true),
+		lim:       lim,
 		be:        s,
 		lg:        c.lg,
 		format:    formatWriter,
@@ -187,6 +192,13 @@ func (s *EtcdStore) exec(ctx context.Context, fence Fence, g *group, v *view) er
 	}
 	if g.manifest != nil {
 		ops = append(ops, clientv3.OpPut(manKey, string(g.manifest)))
+	}
+	if s.stats != nil {
+		bytes := len(fence.Key) + len(manKey)
+		for i := range ops {
+			bytes += len(ops[i].KeyBytes()) + len(ops[i].ValueBytes())
+		}
+		s.stats.add(len(ops)+2, bytes)
 	}
 	resp, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(fence.Key), "=", fence.Revision),

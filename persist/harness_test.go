@@ -47,9 +47,10 @@ type harness struct {
 	// layout is how the backend stores records: formatRecords or
 	// formatPacked.
 	layout int
-	// older returns a store of fw that writes the format before
-	// formatWriter, as the binaries before it did (nil for memory).
-	older func(t *testing.T, prefix, fw string) Store
+	// format is the format the backend writes now.
+	format int
+	// olders play the binaries of older formats (none for memory).
+	olders []older
 	// midCommit lists where FencedMidJournal revokes the fence: after (or,
 	// with "before ", before) the first transaction of a phase, and whether
 	// the commit is durable then.
@@ -58,6 +59,13 @@ type harness struct {
 	// crashes and the next one that crashes while cleaning up after it.
 	crashes []crashPoint
 	crash2  [2]crashPoint
+}
+
+// older plays a binary of an older format: a store of fw that reads and
+// writes format, as that binary did.
+type older struct {
+	format   int
+	newStore func(t *testing.T, prefix, fw string) Store
 }
 
 type midPoint struct {
@@ -76,6 +84,8 @@ type crashPoint struct {
 // tests. rel is relative to <prefix>/<fw>/.
 type rawAccess interface {
 	lay() layout
+	// part names a part as the backend's current format does.
+	part(k recKey, gen uint64, n uint32) string
 	get(t *testing.T, prefix, fw, rel string) []byte
 	put(t *testing.T, prefix, fw, rel string, v []byte)
 	del(t *testing.T, prefix, fw, rel string)
@@ -135,11 +145,12 @@ func etcdHarness(cli *clientv3.Client, endpoints []string) *harness {
 	h.raw = etcdRaw{cli: cli}
 	h.crash = &crashServer{backend: "etcd", addrs: endpoints}
 	h.bulk = DefaultEtcdMaxTxnOps - 1
-	h.older = func(t *testing.T, prefix, fw string) Store {
+	h.format = formatWriter
+	h.olders = []older{{formatRecords, func(t *testing.T, prefix, fw string) Store {
 		s := h.newStore(t, prefix, fw).(*EtcdStore)
 		s.eng.format = formatRecords
 		return s
-	}
+	}}}
 	recordEngineHarness(h)
 	return h
 }
@@ -163,6 +174,8 @@ func recordEngineHarness(h *harness) {
 type etcdRaw struct{ cli *clientv3.Client }
 
 func (etcdRaw) lay() layout { return layout{} }
+
+func (etcdRaw) part(k recKey, gen uint64, n uint32) string { return layout{}.part(k, gen, n) }
 
 func (r etcdRaw) get(t *testing.T, prefix, fw, rel string) []byte {
 	t.Helper()
@@ -229,10 +242,11 @@ func zkHarness(conn *zk.Conn, servers []string) *harness {
 	h.crash = &crashServer{backend: "zookeeper", addrs: servers}
 	h.bulk = 700
 	h.layout = formatPacked
-	h.older = func(t *testing.T, prefix, fw string) Store {
-		s := h.newStore(t, prefix, fw).(*ZKStore)
-		s.pk.format = formatPacked
-		return s
+	h.format = formatHashedParts
+	h.olders = []older{
+		{formatRecords, func(t *testing.T, prefix, fw string) Store { return newZKFormat1(t, conn, prefix, fw) }},
+		{formatPacked, func(t *testing.T, prefix, fw string) Store { return newZKFormat(t, conn, prefix, fw, formatPacked) }},
+		{formatWriter, func(t *testing.T, prefix, fw string) Store { return newZKFormat(t, conn, prefix, fw, formatWriter) }},
 	}
 	h.midCommit = []midPoint{{phaseLog, false}, {"before " + phaseCommit, false}, {phaseCommit, true}, {phaseCompact, true}}
 	h.crashes = []crashPoint{
@@ -262,8 +276,22 @@ func newZKFormat1(t *testing.T, conn *zk.Conn, prefix, fw string) *ZKStore {
 	return s
 }
 
+// newZKFormat returns a ZooKeeper store of the packed layout that reads and
+// writes format (formatPacked or formatWriter), as the binaries of that
+// format did: parts named by their escaped key, blobs/'s buckets foreign.
+func newZKFormat(t *testing.T, conn *zk.Conn, prefix, fw string, format int) *ZKStore {
+	t.Helper()
+	s, err := NewZooKeeper(conn, ZKOptions{Prefix: prefix, Framework: fw})
+	if err != nil {
+		t.Fatalf("NewZooKeeper: %v", err)
+	}
+	s.pk.format = format
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // zkGrant creates an ephemeral sequential leader znode, as ha's elector
-// will, and returns it with its czxid as the fence.
+// does, and returns it with its czxid as the fence.
 func zkGrant(t *testing.T, conn *zk.Conn, prefix, fw string) Fence {
 	t.Helper()
 	dir := LeaderDir(prefix, fw)
@@ -293,6 +321,8 @@ func zkMkdirs(t *testing.T, conn *zk.Conn, dir string) {
 type zkRaw struct{ conn *zk.Conn }
 
 func (zkRaw) lay() layout { return layout{buckets: true} }
+
+func (zkRaw) part(k recKey, gen uint64, n uint32) string { return hashedPart(k, gen, n) }
 
 func (r zkRaw) get(t *testing.T, prefix, fw, rel string) []byte {
 	t.Helper()
@@ -365,7 +395,7 @@ func memoryHarness() *harness {
 		}
 		return s
 	}
-	h := &harness{name: "memory", layout: formatRecords}
+	h := &harness{name: "memory", layout: formatRecords, format: formatWriter}
 	h.newStore = func(t *testing.T, prefix, fw string) Store { return get(t, prefix, fw) }
 	h.grant = func(t *testing.T, prefix, fw string) Fence {
 		mu.Lock()

@@ -1,6 +1,8 @@
 package persist
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"hash/fnv"
 	"strconv"
@@ -52,6 +54,8 @@ const (
 //	tasks/[<bucket>/]<escaped task id>
 //	entries/[<bucket>/]<escaped key>
 //	blobs/<t|e>.<escaped key>.<generation>.<part>   parts of large records
+//	                                                  (ZooKeeper format 4:
+//	                                                  hashedPart)
 //	journal/<generation>.<chunk>                      write-ahead journal
 //	leader/...                                        ha's, ignored
 type layout struct {
@@ -73,6 +77,79 @@ func (l layout) record(k recKey) string {
 func (l layout) part(k recKey, gen uint64, n uint32) string {
 	return blobsDir + "/" + string(k.kind) + "." + escapeName(k.key) + "." +
 		strconv.FormatUint(gen, 10) + "." + strconv.FormatUint(uint64(n), 10)
+}
+
+// Format 4 (ZooKeeper) names parts by a hash of their record instead of
+// its escaped key, in buckets:
+//
+//	blobs/<bucket>/<hash>.<generation>.<part>
+//
+// hash is the first 128 bits of SHA-256 over the record's kind byte and
+// key, in 32 lowercase hex digits; bucket is (the hash's first byte + part)
+// mod 256 in two hex digits, so that a record's parts go round all 256
+// buckets from a place its hash chooses. A name in a bucket has at most
+// maxHashedPartName bytes whatever the key, and a part's value carries its
+// record's kind and key, so a part found under another record's hash (a
+// collision, or a value copied) is detected.
+const (
+	blobBuckets       = 256
+	partHashLen       = 16
+	maxHashedPartName = 2*partHashLen + 1 + 20 + 1 + 5 // gen < 2^64, part < maxParts
+)
+
+// partHash is the hash that names the parts of a record in format 4. Part
+// of format 4: never change it.
+func partHash(k recKey) [partHashLen]byte {
+	h := sha256.New()
+	h.Write([]byte{byte(k.kind)})
+	h.Write([]byte(k.key))
+	var sum [sha256.Size]byte
+	var out [partHashLen]byte
+	copy(out[:], h.Sum(sum[:0]))
+	return out
+}
+
+// blobBucket names the bucket of part n of a record whose hash starts with
+// h0.
+func blobBucket(h0 byte, n uint32) string {
+	b := h0 + byte(n)
+	const hexDigits = "0123456789abcdef"
+	return string([]byte{hexDigits[b>>4], hexDigits[b&0xf]})
+}
+
+// hashedPart names part n of generation gen of record k in format 4.
+func hashedPart(k recKey, gen uint64, n uint32) string {
+	return hashedPartOf(partHash(k), gen, n)
+}
+
+func hashedPartOf(h [partHashLen]byte, gen uint64, n uint32) string {
+	return blobsDir + "/" + blobBucket(h[0], n) + "/" + hex.EncodeToString(h[:]) + "." +
+		strconv.FormatUint(gen, 10) + "." + strconv.FormatUint(uint64(n), 10)
+}
+
+// hashedPartInfo is a parsed format 4 part name.
+type hashedPartInfo struct {
+	hash [partHashLen]byte
+	id   partID
+}
+
+// parseHashedPart parses the name of a child of blobs/<bucket>/: the hash
+// in lowercase hex, then canonical decimals, in the bucket they choose.
+func parseHashedPart(bucket, name string) (hashedPartInfo, bool) {
+	var hp hashedPartInfo
+	if len(name) > maxHashedPartName || len(name) < 2*partHashLen+4 || name[2*partHashLen] != '.' {
+		return hp, false
+	}
+	hx := name[:2*partHashLen]
+	if _, err := hex.Decode(hp.hash[:], []byte(hx)); err != nil || hex.EncodeToString(hp.hash[:]) != hx {
+		return hp, false
+	}
+	gen, n, ok := parseGenN(name[2*partHashLen+1:])
+	if !ok || blobBucket(hp.hash[0], n) != bucket {
+		return hp, false
+	}
+	hp.id = partID{gen: gen, n: n}
+	return hp, true
 }
 
 func journalName(gen uint64, n uint32) string {

@@ -128,7 +128,7 @@ func (e *engine) readRecords(ctx context.Context, raw *rawRead, snap *Snapshot, 
 		data, info := rec.data, recInfo{}
 		if rec.form == formParts {
 			ref := &rec.ref
-			if data, err = e.assemble(ctx, raw, rr.rec, e.be.path(rr.rel), ref); err != nil {
+			if data, err = e.assemble(ctx, raw, rr.rec, e.be.path(rr.rel), ref, e.lay.part); err != nil {
 				return err
 			}
 			info = recInfo{hash: recordHashCRC(rr.rec, ref.dataCRC, ref.size), gen: ref.gen, parts: ref.parts}
@@ -167,7 +167,7 @@ func (e *engine) replay(ctx context.Context, raw *rawRead, man *manifest, snap *
 		}
 		data := o.data
 		if o.ref != nil {
-			data, err = e.assemble(ctx, raw, o.rec, "the journal's "+o.rec.kind.String()+" "+o.rec.key, o.ref)
+			data, err = e.assemble(ctx, raw, o.rec, "the journal's "+o.rec.kind.String()+" "+o.rec.key, o.ref, e.lay.part)
 			if err != nil {
 				return err
 			}
@@ -223,15 +223,19 @@ func orphanParts(lay layout, v *view) []string {
 	return out
 }
 
-// assemble reads and checks the parts of a large record; where names it
-// in errors.
-func (e *engine) assemble(ctx context.Context, raw *rawRead, k recKey, where string, ref *partsRef) ([]byte, error) {
+// partNamer names part n of generation gen of a record: layout.part
+// (formats 1 to 3) or hashedPart (ZooKeeper's format 4).
+type partNamer func(k recKey, gen uint64, n uint32) string
+
+// assemble reads and checks the parts of a large record, which name
+// names; where names the record in errors.
+func (e *engine) assemble(ctx context.Context, raw *rawRead, k recKey, where string, ref *partsRef, name partNamer) ([]byte, error) {
 	if ref.size > maxRecordCap || uint64(ref.parts) > ref.size {
 		return nil, fmt.Errorf("persist: load: %s declares %d bytes in %d parts: %w", where, ref.size, ref.parts, ErrCorrupt)
 	}
 	rels := make([]string, ref.parts)
 	for i := range rels {
-		rels[i] = e.lay.part(k, ref.gen, uint32(i))
+		rels[i] = name(k, ref.gen, uint32(i))
 	}
 	vals, err := raw.fetch(ctx, rels)
 	if err != nil {

@@ -117,8 +117,10 @@ func printable(s string) bool {
 // txnLimits derives the planner's limits from the bytes one transaction
 // may carry: parts and journal chunks take at most half of it, less room
 // for an escaped key.
-func txnLimits(maxOps, budget, maxRecord int, rangeDelete bool) limits {
-	return limits{
+// A record of maxRecord bytes must fit in maxParts parts, or it could be
+// written and then refused by Load.
+func txnLimits(maxOps, budget, maxRecord int, rangeDelete bool) (limits, error) {
+	lim := limits{
 		maxOps:      maxOps,
 		maxBytes:    budget,
 		partSize:    budget/2 - 3*maxKeyBytes - 1024,
@@ -126,4 +128,9 @@ func txnLimits(maxOps, budget, maxRecord int, rangeDelete bool) limits {
 		maxKey:      maxKeyBytes,
 		rangeDelete: rangeDelete,
 	}
+	if parts := (maxRecord + lim.partSize - 1) / lim.partSize; parts > maxParts {
+		return limits{}, fmt.Errorf("persist: MaxRecordBytes %d would split a record into %d parts of %d bytes, more than %d: lower it or allow larger transactions",
+			maxRecord, parts, lim.partSize, maxParts)
+	}
+	return lim, nil
 }

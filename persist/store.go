@@ -34,10 +34,16 @@ var (
 //   - etcd: Key is the election key of the leader (its lease-specific key),
 //     Revision its CreateRevision; a commit is a Txn that compares
 //     CreateRevision(Key) == Revision.
-//   - ZooKeeper: Key is the leader's ephemeral sequential znode, which no
-//     other session can ever create again; a commit is a multi whose first
-//     op is Check(Key, -1). Revision is the node's czxid, verified when the
-//     fence is first used.
+//   - ZooKeeper: Key is the leader's ephemeral sequential znode; a commit
+//     is a multi whose first op is Check(Key, 0). The path is unique
+//     forever: ha names it candidate-<nonce>-<sequence>, with a random
+//     128-bit nonce, so no other session, term or election (not even one
+//     in a leader directory deleted and created again, whose sequence
+//     starts over) creates it again. ha never modifies the znode after
+//     creating it, so its data version stays 0 while it exists, and a
+//     znode whose version is not 0 is not a fence (ErrFenced). Revision
+//     is the node's czxid, verified (with the version) the first time a
+//     store uses the fence; from then on the Check alone holds the fence.
 //   - memory: Key and Revision are compared with the memory store's
 //     current leader, set by MemoryStore.SetLeader.
 type Fence struct {

@@ -15,7 +15,8 @@ const (
 	phaseCommit  = "commit"  // the multi that advances the manifest: the commit point
 	phaseCompact = "compact" // shard rewrites and log deletions after it
 	phaseMigrate = "migrate" // the shards of a format 1 store, before its migrating commit
-	phaseLegacy  = "legacy"  // deleting a migrated store's format 1 znodes
+	phaseRename  = "rename"  // parts copied to their format 4 names, before the commit that writes format 4
+	phaseLegacy  = "legacy"  // deleting what a migration left: format 1 znodes, parts under format 3 names
 )
 
 func (p *packer) commit(ctx context.Context, fence Fence, b Batch) (uint64, error) {
@@ -76,6 +77,7 @@ type pchange struct {
 // view keeps it until the record's shard is rewritten.
 func (p *packer) plan(v *pview, ops []lop, gen uint64) *pplan {
 	pl := &pplan{}
+	name := v.partNamer()
 	lw := newLogWriter(gen, p.lim.partSize)
 	size := 0
 	for _, o := range ops {
@@ -98,7 +100,7 @@ func (p *packer) plan(v *pview, ops []lop, gen uint64) *pplan {
 			delta = -1
 			lw.op(o)
 		case len(o.data)+inlineOverhead(k.key) > p.lim.partSize:
-			ref := p.stage(pl, k, o.data, gen)
+			ref := p.stage(pl, k, o.data, gen, name)
 			ch.op.ref = ref
 			ch.info = recInfo{hash: recordHashCRC(k, ref.dataCRC, ref.size), gen: ref.gen, parts: ref.parts}
 			lw.op(lop{rec: k, ref: ref})
@@ -116,7 +118,7 @@ func (p *packer) plan(v *pview, ops []lop, gen uint64) *pplan {
 		}
 		if old.parts > 0 && (o.del || ch.info.gen != old.gen || ch.info.parts == 0) {
 			for i := uint32(0); i < old.parts; i++ {
-				pl.delParts = append(pl.delParts, pop{rel: p.s.eng.lay.part(k, old.gen, i), del: true})
+				pl.delParts = append(pl.delParts, pop{rel: name(k, old.gen, i), del: true})
 			}
 		}
 		if k.kind == kindTask {
@@ -133,13 +135,14 @@ func (p *packer) plan(v *pview, ops []lop, gen uint64) *pplan {
 	return pl
 }
 
-// stage splits a large record into parts of generation gen.
-func (p *packer) stage(pl *pplan, k recKey, data []byte, gen uint64) *partsRef {
+// stage splits a large record into parts of generation gen, which name
+// names.
+func (p *packer) stage(pl *pplan, k recKey, data []byte, gen uint64, name partNamer) *partsRef {
 	ps := p.lim.partSize
 	n := (len(data) + ps - 1) / ps
 	for i := 0; i < n; i++ {
 		chunk := data[i*ps : min(len(data), (i+1)*ps)]
-		pl.stage = append(pl.stage, pop{rel: p.s.eng.lay.part(k, gen, uint32(i)), value: encodePart(k, gen, uint32(i), chunk)})
+		pl.stage = append(pl.stage, pop{rel: name(k, gen, uint32(i)), value: encodePart(k, gen, uint32(i), chunk)})
 	}
 	return &partsRef{size: uint64(len(data)), dataCRC: checksum(data), gen: gen, parts: uint32(n)}
 }
@@ -175,7 +178,9 @@ func (p *packer) applyCommit(v *pview, pl *pplan, gen uint64, fwid *string, fenc
 // log chunks that do not fit go first (invisible), then one multi writes
 // the rest of the log entry and the manifest (the commit point), then
 // compaction rewrites shards and deletes what the log no longer needs.
-// The multis after the commit point change nothing a reader sees.
+// The multis after the commit point change nothing a reader sees. The
+// first commit of a format 4 binary to an older store renames its parts
+// first (renameParts).
 func (p *packer) commitPacked(ctx context.Context, fence Fence, ops []lop, fwid *string) (uint64, error) {
 	v := p.v
 	if err := p.s.prepare(ctx, fence); err != nil {
@@ -184,6 +189,9 @@ func (p *packer) commitPacked(ctx context.Context, fence Fence, ops []lop, fwid 
 	f := &flusher{p: p, ctx: ctx, fence: fence, runs: map[string]int{}}
 	if err := p.deleteGarbage(f); err != nil {
 		return 0, fmt.Errorf("persist: commit: delete garbage: %w", err)
+	}
+	if err := p.renameParts(f); err != nil {
+		return 0, fmt.Errorf("persist: commit: migrate to format %d: %w", p.format, err)
 	}
 	gen := uint64(1)
 	if v.man != nil {

@@ -11,11 +11,19 @@ import (
 
 // packedList is what the format 2 directories hold, by name.
 type packedList struct {
-	shards  []listedShard
-	logs    []listedLog
-	parts   []rawPart
+	shards []listedShard
+	logs   []listedLog
+	parts  []rawPart // named as in formats 1 to 3: blobs/<t|e>.<key>.<gen>.<n>
+	// hparts are parts named as in format 4, in the buckets listed.
+	hparts  []listedHashedPart
+	buckets []string // blobs/<bucket>
 	legacy  []string // format 1 directories (tasks, entries, journal)
 	foreign []string
+}
+
+type listedHashedPart struct {
+	rel string
+	hashedPartInfo
 }
 
 type listedShard struct {
@@ -50,9 +58,11 @@ func (s *ZKStore) readManifest() (*rawRead, error) {
 var packedDirs = []string{shardsDir, logDir, blobsDir}
 
 // listPacked lists the root and the format 2 directories (nil when the
-// root does not exist), and notes missing directories in s.missing.
-func (s *ZKStore) listPacked(ctx context.Context, raw *rawRead) (*packedList, error) {
-	s.missing, s.buckets = nil, nil
+// root does not exist), and notes missing directories in s.missing. With
+// buckets (a binary of format 4), it also lists the buckets of blobs/;
+// without, it takes them for foreign keys, as binaries before format 4 do.
+func (s *ZKStore) listPacked(ctx context.Context, raw *rawRead, buckets bool) (*packedList, error) {
+	s.missing, s.buckets = nil, map[string]bool{}
 	top, _, err := s.conn.Children(s.root)
 	if errors.Is(err, zk.ErrNoNode) {
 		if raw.hasMan {
@@ -101,14 +111,39 @@ func (s *ZKStore) listPacked(ctx context.Context, raw *rawRead) (*packedList, er
 			return nil, s.listErr(dir, lists[i].err)
 		}
 		for _, name := range lists[i].names {
-			ls.add(dir, name)
+			ls.add(dir, name, buckets)
+		}
+	}
+	if len(ls.buckets) == 0 {
+		return ls, nil
+	}
+	sort.Strings(ls.buckets)
+	lists, err = s.parallel(ctx, ls.buckets, func(p string) ([]byte, []string, error) {
+		names, _, err := s.conn.Children(p)
+		return nil, names, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, dir := range ls.buckets {
+		if lists[i].err != nil {
+			return nil, s.listErr(dir, lists[i].err)
+		}
+		s.buckets[dir] = true
+		bucket := dir[len(blobsDir)+1:]
+		for _, name := range lists[i].names {
+			if hp, ok := parseHashedPart(bucket, name); ok {
+				ls.hparts = append(ls.hparts, listedHashedPart{rel: dir + "/" + name, hashedPartInfo: hp})
+			} else {
+				ls.foreign = append(ls.foreign, dir+"/"+name)
+			}
 		}
 	}
 	return ls, nil
 }
 
 // add classifies one child of a format 2 directory.
-func (ls *packedList) add(dir, name string) {
+func (ls *packedList) add(dir, name string, buckets bool) {
 	rel := dir + "/" + name
 	switch dir {
 	case shardsDir:
@@ -126,6 +161,10 @@ func (ls *packedList) add(dir, name string) {
 			ls.parts = append(ls.parts, rawPart{rel: rel, rec: pi.rec, id: partID{gen: pi.gen, n: pi.n}})
 			return
 		}
+		if buckets && validBucket(name) {
+			ls.buckets = append(ls.buckets, rel)
+			return
+		}
 	}
 	ls.foreign = append(ls.foreign, rel)
 }
@@ -138,8 +177,8 @@ func (p *packer) build(ctx context.Context, raw *rawRead, man *manifest, format 
 	if err != nil {
 		return nil, nil, fmt.Errorf("persist: load: manifest %s: %w", s.path(manifestName), err)
 	}
-	v := &pview{man: man, manVer: raw.manVer, root: root,
-		recs: make(map[recKey]recInfo, man.tasks+man.entries)}
+	v := &pview{man: man, manVer: raw.manVer, root: root, hashed: format >= formatHashedParts,
+		recs: make(map[recKey]recInfo, man.tasks+man.entries), legacyDirs: ls.legacy}
 	leaves, rels, err := p.neededShards(v, ls)
 	if err != nil {
 		return nil, nil, err
@@ -179,7 +218,7 @@ func (p *packer) build(ctx context.Context, raw *rawRead, man *manifest, format 
 			return nil, nil, err
 		}
 	}
-	if err := m.finish(ctx, p, raw); err != nil {
+	if err := m.finish(ctx, p, raw, v.partNamer()); err != nil {
 		return nil, nil, err
 	}
 	p.orphans(v, ls)
@@ -244,14 +283,44 @@ func (p *packer) neededLog(v *pview, ls *packedList) [][]*listedLog {
 	return out
 }
 
-// orphans notes parts that no live record references as garbage.
+// orphans notes parts that no live record references as garbage. In a
+// format 4 store, parts under format 3 names are what its migration left:
+// legacy, deleted a few multis per commit; in an older store, parts under
+// format 4 names are what an interrupted migration wrote: garbage.
 func (p *packer) orphans(v *pview, ls *packedList) {
-	for _, pt := range ls.parts {
-		info, ok := v.recs[pt.rec]
-		if ok && info.parts > 0 && pt.id.gen == info.gen && pt.id.n < info.parts {
-			continue
+	live := func(k recKey, id partID) bool {
+		info, ok := v.recs[k]
+		return ok && info.parts > 0 && id.gen == info.gen && id.n < info.parts
+	}
+	if !v.hashed {
+		for _, pt := range ls.parts {
+			if !live(pt.rec, pt.id) {
+				v.garbage = append(v.garbage, pt.rel)
+			}
 		}
-		v.garbage = append(v.garbage, pt.rel)
+		for _, hp := range ls.hparts {
+			v.garbage = append(v.garbage, hp.rel)
+		}
+		sort.Strings(v.garbage)
+		return
+	}
+	var byHash map[[partHashLen]byte]recKey
+	if len(ls.hparts) > 0 {
+		byHash = map[[partHashLen]byte]recKey{}
+		for k, info := range v.recs {
+			if info.parts > 0 {
+				byHash[partHash(k)] = k
+			}
+		}
+	}
+	for _, hp := range ls.hparts {
+		if k, ok := byHash[hp.hash]; !ok || !live(k, hp.id) {
+			v.garbage = append(v.garbage, hp.rel)
+		}
+	}
+	for _, pt := range ls.parts {
+		v.legacyParts = append(v.legacyParts, pt.rel)
 	}
 	sort.Strings(v.garbage)
+	sort.Strings(v.legacyParts)
 }

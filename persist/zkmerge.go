@@ -125,7 +125,7 @@ func (m *merger) logEntry(s *ZKStore, gen uint64, chunks []*listedLog, vals map[
 
 // finish assembles the records stored in parts and checks the counts and
 // digest against the manifest.
-func (m *merger) finish(ctx context.Context, p *packer, raw *rawRead) error {
+func (m *merger) finish(ctx context.Context, p *packer, raw *rawRead, name partNamer) error {
 	keys := make([]recKey, 0, len(m.refs))
 	for k := range m.refs {
 		keys = append(keys, k)
@@ -134,7 +134,7 @@ func (m *merger) finish(ctx context.Context, p *packer, raw *rawRead) error {
 		return keys[i].kind < keys[j].kind || (keys[i].kind == keys[j].kind && keys[i].key < keys[j].key)
 	})
 	for _, k := range keys {
-		data, err := p.s.eng.assemble(ctx, raw, k, fmt.Sprintf("the %s %q", k.kind, k.key), m.refs[k])
+		data, err := p.s.eng.assemble(ctx, raw, k, fmt.Sprintf("the %s %q", k.kind, k.key), m.refs[k], name)
 		if err != nil {
 			return err
 		}

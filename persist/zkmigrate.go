@@ -11,16 +11,19 @@ import (
 )
 
 // migrate commits ops to a format 1 store, which Load read successfully,
-// and migrates it to format 2 on the way:
+// and migrates it to the packed layout (format 4 now) on the way:
 //
 //  1. cleanup: delete format 1 garbage and what an interrupted migration
-//     left in shards/ and log/ (a format 1 reader ignores both);
+//     left in shards/, log/ and blobs/'s buckets (a format 1 reader ignores
+//     them);
 //  2. migrate: write the state as read (generation G) into new shards,
 //     which no format 1 reader looks at;
-//  3. commit: the commit of generation G+1 as usual, whose multi replaces
-//     the format 1 manifest by a format 2 one (the commit point);
-//  4. legacy: after it, delete the format 1 records, buckets, journal and
-//     parts nothing references, a few multis per commit (Load ignores them).
+//  3. rename: copy the parts of large records to their format 4 names
+//     (renameParts);
+//  4. commit: the commit of generation G+1 as usual, whose multi replaces
+//     the format 1 manifest by a format 4 one (the commit point);
+//  5. legacy: after it, delete the format 1 records, buckets, journal and
+//     parts, a few multis per commit (Load ignores them).
 //
 // A crash before the commit point leaves the format 1 store as it was.
 func (p *packer) migrate(ctx context.Context, fence Fence, ops []lop, fwid *string) (uint64, error) {
@@ -58,14 +61,16 @@ func (p *packer) migrate(ctx context.Context, fence Fence, ops []lop, fwid *stri
 	if err != nil {
 		return 0, fmt.Errorf("persist: migrate: write shards: %w", err)
 	}
-	p.lg.Info("persist: migrating the store to format 2", zap.Int("shards", v.leaves()), zap.Int("records", len(v.recs)))
+	p.lg.Info("persist: migrating the store to the packed layout", zap.Int("format", p.format),
+		zap.Int("shards", v.leaves()), zap.Int("records", len(v.recs)))
 	return p.commitPacked(ctx, fence, ops, fwid)
 }
 
-// migratedView is the format 2 view of the state a format 1 view holds
+// migratedView is the packed view of the state a format 1 view holds
 // (with its interrupted journaled commit, if any, applied): every shard
-// current at the format 1 generation, an empty log. It checks the state
-// against the format 1 manifest first.
+// current at the format 1 generation, an empty log, parts under their
+// format 1 names (renameParts renames them). It checks the state against
+// the format 1 manifest first.
 func (p *packer) migratedView(lv *view) (*pview, error) {
 	state := make(map[recKey]recData, len(lv.data))
 	for k, d := range lv.data {
@@ -119,9 +124,91 @@ func (p *packer) migratedView(lv *view) (*pview, error) {
 	return v, nil
 }
 
+// renameBatch is how many parts renameParts reads at a time.
+const renameBatch = 32
+
+// renameParts moves the parts of a store of format 3 or older to their
+// format 4 names, before the commit point of the first commit that writes
+// format 4: every part of a live record is copied, byte for byte, to its
+// hashed name (blobs/<bucket>/<hash>.<gen>.<n>), in multis that check the
+// manifest's version. No reader looks there yet: the format 3 manifest
+// names parts by their escaped key, and binaries of format 3 refuse the
+// buckets as foreign keys (ErrForeign, nothing written) until the commit
+// point; after it, they refuse the format 4 manifest (ErrNewerFormat).
+// The old names become legacy, deleted a few multis per commit after the
+// commit point. A crash before the commit point leaves the copies as
+// garbage, deleted before the next commit copies again.
+func (p *packer) renameParts(f *flusher) error {
+	v, s := p.v, p.s
+	if v.hashed || p.format < formatHashedParts {
+		return nil
+	}
+	keys := make([]recKey, 0)
+	for k, info := range v.recs {
+		if info.parts > 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].kind < keys[j].kind || (keys[i].kind == keys[j].kind && keys[i].key < keys[j].key)
+	})
+	type move struct {
+		k        recKey
+		id       partID
+		from, to string
+	}
+	var moves []move
+	oldName := layout{}.part
+	for _, k := range keys {
+		info, h := v.recs[k], partHash(k)
+		for n := uint32(0); n < info.parts; n++ {
+			moves = append(moves, move{k: k, id: partID{gen: info.gen, n: n},
+				from: oldName(k, info.gen, n), to: hashedPartOf(h, info.gen, n)})
+		}
+	}
+	for len(moves) > 0 {
+		batch := moves[:min(renameBatch, len(moves))]
+		moves = moves[len(batch):]
+		rels := make([]string, len(batch))
+		for i, m := range batch {
+			rels[i] = m.from
+		}
+		vals, err := s.fetch(f.ctx, rels)
+		if err != nil {
+			return err
+		}
+		for i, m := range batch {
+			if vals[i] == nil {
+				return fmt.Errorf("part %s of the %s %q is missing: %w", s.path(m.from), m.k.kind, m.k.key, ErrCorrupt)
+			}
+			pt, err := decodePart(vals[i], formatRecords)
+			if err != nil {
+				return fmt.Errorf("part %s: %w", s.path(m.from), err)
+			}
+			if pt.kind != m.k.kind || pt.key != m.k.key || pt.gen != m.id.gen || pt.n != uint64(m.id.n) {
+				return fmt.Errorf("part %s belongs to another record: %w", s.path(m.from), ErrCorrupt)
+			}
+			if err := f.add(phaseRename, pop{rel: m.to, value: vals[i]}); err != nil {
+				return err
+			}
+			v.legacyParts = append(v.legacyParts, m.from)
+		}
+	}
+	if err := f.flush(); err != nil {
+		return err
+	}
+	sort.Strings(v.legacyParts)
+	v.hashed = true
+	if len(keys) > 0 {
+		p.lg.Info("persist: copied the parts of large records to their format 4 names",
+			zap.Int("records", len(keys)), zap.Int("parts", len(v.legacyParts)))
+	}
+	return nil
+}
+
 // strayGarbage lists what may go before the migration writes: format 1
-// orphans and journal chunks without a mark, and the contents of shards/
-// and log/ that an interrupted migration left.
+// orphans and journal chunks without a mark, and the contents of shards/,
+// log/ and blobs/'s buckets that an interrupted migration left.
 func (p *packer) strayGarbage(lv *view) ([]string, error) {
 	out := append([]string(nil), lv.orphans...)
 	if !(lv.man != nil && lv.man.applying) {

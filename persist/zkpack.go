@@ -22,8 +22,9 @@ type packer struct {
 	// lim.partSize are stored in parts, as in format 1.
 	shardMax int
 	// format is the highest manifest format Load reads and the one
-	// commits write: formatWriter, or formatPacked in tests that play a
-	// binary of format 2.
+	// commits write: formatHashedParts, or formatPacked and formatWriter
+	// in tests that play the binaries of formats 2 and 3 (which name parts
+	// by their escaped key and take blobs/'s buckets for foreign keys).
 	format int
 	// Compaction pace (tests lower them): shard bytes rewritten per log
 	// byte written, and the log entries and bytes beyond which shards are
@@ -52,7 +53,7 @@ const (
 
 func newPacker(s *ZKStore, c commonOptions, lim limits) *packer {
 	return &packer{
-		s: s, framework: c.framework, lim: lim, lg: c.lg, format: formatWriter,
+		s: s, framework: c.framework, lim: lim, lg: c.lg, format: formatHashedParts,
 		shardMax: lim.partSize, ratio: compactRatio, maxEntries: maxLogEntries, maxSlack: maxLogSlack,
 	}
 }
@@ -64,6 +65,10 @@ type pview struct {
 	// legacy is set when the store is format 1: the first commit migrates
 	// it, and nothing else below is set.
 	legacy *view
+	// hashed says that the parts of live records have format 4's names
+	// (hashedPart); else format 3's (layout.part), which the first commit
+	// of a format 4 binary renames before its commit point.
+	hashed bool
 
 	recs       map[recKey]recInfo
 	root       *snode
@@ -73,8 +78,9 @@ type pview struct {
 	credit     int // shard bytes compaction may still rewrite
 	// garbage is what no committed state references (chunks and parts of
 	// crashed writers, shards of an interrupted split): deleted before the
-	// next commit writes. legacy lists format 1 directories and parts a
-	// migration left, deleted a few multis per commit after it.
+	// next commit writes. legacy lists format 1 directories and parts
+	// under older names that a migration left, deleted a few multis per
+	// commit after it.
 	garbage []string
 	legacyDirs,
 	legacyParts []string
@@ -84,6 +90,23 @@ type logEntry struct {
 	gen    uint64
 	chunks int
 	bytes  int
+}
+
+// partNamer names the parts of the view's live records. Not safe for
+// concurrent use (it keeps the last record's hash).
+func (v *pview) partNamer() partNamer {
+	if !v.hashed {
+		return layout{}.part
+	}
+	var last recKey
+	var h [partHashLen]byte
+	known := false
+	return func(k recKey, gen uint64, n uint32) string {
+		if !known || k != last {
+			last, h, known = k, partHash(k), true
+		}
+		return hashedPartOf(h, gen, n)
+	}
 }
 
 // leaves counts the trie's leaves.
@@ -181,12 +204,12 @@ func (p *packer) readOnce(ctx context.Context) (*Snapshot, *pview, *rawRead, err
 		}
 		man, format = m, version
 	}
-	ls, err := s.listPacked(ctx, raw)
+	ls, err := s.listPacked(ctx, raw, p.format >= formatHashedParts)
 	if err != nil {
 		return nil, nil, raw, err
 	}
 	if ls == nil { // no root znode: a store never written
-		return emptySnapshot(), newEmptyView(), raw, nil
+		return emptySnapshot(), p.newEmptyView(), raw, nil
 	}
 	if len(ls.foreign) > 0 {
 		return nil, nil, raw, fmt.Errorf("persist: load: %s is not a regent key: %w", s.path(ls.foreign[0]), ErrForeign)
@@ -205,8 +228,8 @@ func emptySnapshot() *Snapshot {
 
 // newEmptyView is the view of a store without a manifest: one empty shard,
 // whose znode the first commit creates.
-func newEmptyView() *pview {
-	return &pview{manVer: -1, recs: map[recKey]recInfo{}, root: &snode{}}
+func (p *packer) newEmptyView() *pview {
+	return &pview{manVer: -1, recs: map[recKey]recInfo{}, root: &snode{}, hashed: p.format >= formatHashedParts}
 }
 
 // readLegacy reads a format 1 store with the record engine; the first
@@ -236,12 +259,15 @@ func (p *packer) buildEmpty(ctx context.Context, ls *packedList) (*Snapshot, *pv
 		return nil, nil, fmt.Errorf("persist: load: %s exists but manifest %s does not: %w",
 			p.s.path(ls.shards[0].rel), p.s.path(manifestName), ErrCorrupt)
 	}
-	v := newEmptyView()
+	v := p.newEmptyView()
 	for _, c := range ls.logs {
 		v.garbage = append(v.garbage, c.rel)
 	}
 	for _, pt := range ls.parts {
 		v.garbage = append(v.garbage, pt.rel)
+	}
+	for _, hp := range ls.hparts {
+		v.garbage = append(v.garbage, hp.rel)
 	}
 	if len(ls.legacy) > 0 {
 		lraw, err := p.s.read(ctx)

@@ -81,8 +81,10 @@ type ZKStore struct {
 
 	// Guarded by eng.mu, like every backend call.
 	missing []string        // directory znodes to create before the next write
-	buckets map[string]bool // bucket znodes known to exist ("tasks/3f")
+	buckets map[string]bool // bucket znodes known to exist ("tasks/3f", "blobs/a0")
 	fenceOK Fence           // the last fence whose czxid was verified
+
+	stats *txnStats // what the multis write (tests); nil: not counted
 }
 
 // NewZooKeeper returns a store for one framework in ZooKeeper. It does no
@@ -116,7 +118,10 @@ func NewZooKeeper(conn *zk.Conn, opts ZKOptions) (*ZKStore, error) {
 	for _, a := range acl {
 		s.aclBytes += len(a.Scheme) + len(a.ID) + 12
 	}
-	lim := txnLimits(zkMaxOps, opts.MaxMultiBytes, c.maxRecord, false)
+	lim, err := txnLimits(zkMaxOps, opts.MaxMultiBytes, c.maxRecord, false)
+	if err != nil {
+		return nil, err
+	}
 	s.eng = &engine{
 		framework: c.framework,
 		lay:       layout{buckets: true},
@@ -143,7 +148,7 @@ func (s *ZKStore) Load(ctx context.Context) (*Snapshot, error) {
 }
 
 // Commit applies b if fence still holds; see Store. The first commit to a
-// store of format 1 migrates it to format 2.
+// store of an older format migrates it to format 4.
 func (s *ZKStore) Commit(ctx context.Context, fence Fence, b Batch) (uint64, error) {
 	if s.format1 {
 		return s.eng.commit(ctx, fence, b)
@@ -167,7 +172,15 @@ func (s *ZKStore) forget() {
 }
 
 func (s *ZKStore) cost(p *pop) int {
-	return len(s.root) + 1 + len(p.rel) + len(p.value) + s.aclBytes + 32
+	c := len(s.root) + 1 + len(p.rel) + len(p.value) + s.aclBytes + 32
+	if !p.del && !p.exists {
+		// exec creates a missing bucket in the same multi (counted for
+		// every create into it, which errs on the safe side).
+		if b := bucketDir(p.rel); b != "" && !s.buckets[b] {
+			c += len(s.root) + 1 + len(b) + s.aclBytes + 32
+		}
+	}
+	return c
 }
 
 // layoutDirs lists the directory znodes of format 1. Bucket znodes are
@@ -312,11 +325,16 @@ func (s *ZKStore) listBlobsAndJournal(raw *rawRead, present map[string]bool) err
 		}
 		for _, name := range names {
 			rel := dir + "/" + name
-			switch pi := s.eng.lay.parse(rel); pi.class {
-			case classPart:
+			switch pi := s.eng.lay.parse(rel); {
+			case pi.class == classPart:
 				raw.parts = append(raw.parts, rawPart{rel: rel, rec: pi.rec, id: partID{gen: pi.gen, n: pi.n}})
-			case classJournal:
+			case pi.class == classJournal:
 				raw.journal = append(raw.journal, rawJournal{rel: rel, gen: pi.gen, n: pi.n})
+			case dir == blobsDir && validBucket(name):
+				// A bucket of format 4 parts that an interrupted migration
+				// left: the migration deletes what it holds.
+				raw.stray = append(raw.stray, rel)
+				s.buckets[rel] = true
 			default:
 				raw.foreign = append(raw.foreign, rel)
 			}
@@ -435,6 +453,10 @@ func (s *ZKStore) prepare(ctx context.Context, fence Fence) error {
 		if !ok || st.Czxid != fence.Revision {
 			return fmt.Errorf("persist: fence %s (czxid %d) no longer exists: %w", fence.Key, fence.Revision, ErrFenced)
 		}
+		if st.Version != 0 {
+			return fmt.Errorf("persist: fence %s (czxid %d) was modified (data version %d), not a candidate's znode: %w",
+				fence.Key, fence.Revision, st.Version, ErrFenced)
+		}
 		s.fenceOK = fence
 	}
 	if len(s.missing) == 0 {
@@ -464,12 +486,14 @@ func (s *ZKStore) abs(rel string) string {
 	return s.path(rel)
 }
 
-// exec runs g as one multi: Check(fence), then the manifest write or a
-// Check of its version, then g's writes.
+// exec runs g as one multi: Check(fence, version 0), then the manifest
+// write or a Check of its version, then g's writes. The fence's znode is
+// never modified after its creation (see Fence), so its data version is
+// 0 for as long as it exists.
 func (s *ZKStore) exec(_ context.Context, fence Fence, g *group, v *view) error {
 	manPath := s.path(manifestName)
 	ops := make([]any, 0, len(g.pops)+2)
-	ops = append(ops, &zk.CheckVersionRequest{Path: fence.Key, Version: -1})
+	ops = append(ops, &zk.CheckVersionRequest{Path: fence.Key, Version: 0})
 	manIdx := -1
 	switch {
 	case g.manifest != nil && v.manVer < 0:
@@ -497,7 +521,7 @@ func (s *ZKStore) exec(_ context.Context, fence Fence, g *group, v *view) error 
 		case p.exists:
 			ops = append(ops, &zk.SetDataRequest{Path: full, Data: p.value, Version: -1})
 		default:
-			if b := recordBucket(p.rel); b != "" && !s.buckets[b] && !slices.Contains(newBuckets, b) {
+			if b := bucketDir(p.rel); b != "" && !s.buckets[b] && !slices.Contains(newBuckets, b) {
 				newBuckets = append(newBuckets, b)
 				ops = append(ops, &zk.CreateRequest{Path: s.path(b), Acl: s.acl})
 				opPop = append(opPop, -1)
@@ -506,6 +530,7 @@ func (s *ZKStore) exec(_ context.Context, fence Fence, g *group, v *view) error 
 		}
 		opPop = append(opPop, i)
 	}
+	s.stats.multi(ops)
 	res, err := s.conn.Multi(ops...)
 	if err != nil {
 		if len(res) != len(ops) {
@@ -518,6 +543,8 @@ func (s *ZKStore) exec(_ context.Context, fence Fence, g *group, v *view) error 
 		switch {
 		case i == 0 && errors.Is(res[0].Error, zk.ErrNoNode):
 			return fmt.Errorf("fence %s no longer exists: %w", fence.Key, ErrFenced)
+		case i == 0 && errors.Is(res[0].Error, zk.ErrBadVersion):
+			return fmt.Errorf("fence %s was modified, not a candidate's znode: %w", fence.Key, ErrFenced)
 		case i == manIdx && (errors.Is(res[i].Error, zk.ErrBadVersion) || errors.Is(res[i].Error, zk.ErrNoNode) || errors.Is(res[i].Error, zk.ErrNodeExists)):
 			return fmt.Errorf("manifest %s not at version %d: %w", manPath, v.manVer, errStale)
 		case i < len(res) && opPop[i] < 0:
@@ -533,6 +560,9 @@ func (s *ZKStore) exec(_ context.Context, fence Fence, g *group, v *view) error 
 		}
 		return fmt.Errorf("zookeeper multi (%s): %w", g.phase, err)
 	}
+	if s.buckets == nil {
+		s.buckets = map[string]bool{}
+	}
 	for _, b := range newBuckets {
 		s.buckets[b] = true
 	}
@@ -546,10 +576,32 @@ func (s *ZKStore) exec(_ context.Context, fence Fence, g *group, v *view) error 
 	return nil
 }
 
-// recordBucket returns the bucket directory of a record path, or "".
-func recordBucket(rel string) string {
+// multi counts one multi: its ops, and the bytes of their paths and data.
+func (c *txnStats) multi(ops []any) {
+	if c == nil {
+		return
+	}
+	bytes := 0
+	for _, op := range ops {
+		switch r := op.(type) {
+		case *zk.CheckVersionRequest:
+			bytes += len(r.Path)
+		case *zk.CreateRequest:
+			bytes += len(r.Path) + len(r.Data)
+		case *zk.SetDataRequest:
+			bytes += len(r.Path) + len(r.Data)
+		case *zk.DeleteRequest:
+			bytes += len(r.Path)
+		}
+	}
+	c.add(len(ops), bytes)
+}
+
+// bucketDir returns the bucket directory of a path in one ("tasks/3f",
+// "entries/3f" in format 1, "blobs/3f" in format 4), or "".
+func bucketDir(rel string) string {
 	dir, rest, ok := strings.Cut(rel, "/")
-	if !ok || (dir != tasksDir && dir != entriesDir) {
+	if !ok || (dir != tasksDir && dir != entriesDir && dir != blobsDir) {
 		return ""
 	}
 	b, _, ok := strings.Cut(rest, "/")
