@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regent-sched/regent/cmd/regent/internal/api"
-	"github.com/regent-sched/regent/cmd/regent/internal/config"
 	"github.com/regent-sched/regent/integration/drill"
 )
 
@@ -59,10 +57,11 @@ const (
 
 func newDrillCmd() *cobra.Command {
 	var (
-		addr, output, caFile, tokenFile string
-		runs                            int
-		timeout                         time.Duration
-		local                           localDrill
+		cluster clusterFlags
+		output  string
+		runs    int
+		timeout time.Duration
+		local   localDrill
 	)
 	cmd := &cobra.Command{
 		Use:   "drill NAME",
@@ -92,8 +91,11 @@ two tasks of the framework; every new leader started reconciling when it
 subscribed, and the last one finished. Each violation names the task, the
 agent, what was expected and what was seen.
 
-Stepping down is a write: with --auth-token-file or client certificates
-configured on the cluster, give --token-file.
+Stepping down is a write: against a cluster with --auth-token-file or
+--tls-client-ca-file, give --token-file (a bearer token it lists), or
+--cert-file and --key-file (a client certificate its client CA signed; the
+replicas must serve https://, verified with --ca-file unless the system
+roots will do).
 
 On a local topology (--local): this binary starts a store (embedded etcd, or
 the real ZooKeeper with --store zk: Debian's zookeeper package), mesos-sim
@@ -132,7 +134,7 @@ call journal, the store and the leader's API; and tears everything down.
 			if err := validateClusterDrill(cmd, args[0], local.duration, timeout); err != nil {
 				return err
 			}
-			c, err := clusterClient(addr, caFile, tokenFile)
+			c, err := cluster.client(10 * time.Second)
 			if err != nil {
 				return err
 			}
@@ -145,15 +147,17 @@ call journal, the store and the leader's API; and tears everything down.
 			} else {
 				rep, err = stepDownDrill(cmd.Context(), c, runs, timeout)
 			}
+			var se *api.StatusError
+			if errors.As(err, &se) && se.Code == http.StatusUnauthorized {
+				err = fmt.Errorf("%w\n%s", err, cluster.credentialsHint())
+			}
 			return reportDrill(cmd.OutOrStdout(), output, rep, err)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&addr, "addr", "http://127.0.0.1:8080", "base URL of any replica (step-down, soak)")
+	cluster.register(f, true, "step-down, soak")
 	f.IntVar(&runs, "runs", 3, "how many hand-overs (step-down) or faults (a fault drill with --local)")
 	f.DurationVar(&timeout, "timeout", time.Minute, "how long one hand-over, and the settling after the last, may take before the drill fails (step-down, soak)")
-	f.StringVar(&tokenFile, "token-file", "", "file holding a bearer token for the cluster's writes (step-down, soak)")
-	f.StringVar(&caFile, "ca-file", "", "PEM CA bundle to verify an https:// replica (step-down, soak)")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	local.flags(f)
 	return cmd
@@ -174,26 +178,6 @@ func validateClusterDrill(cmd *cobra.Command, name string, duration, timeout tim
 		return errors.New("--duration and --seed apply to soak (and to --local drills), not to step-down: use --runs")
 	}
 	return nil
-}
-
-// clusterClient is the REST client of a drill against a running cluster.
-func clusterClient(addr, caFile, tokenFile string) (api.Client, error) {
-	c := api.Client{Base: addr, HTTP: &http.Client{Timeout: 10 * time.Second}}
-	if caFile != "" {
-		pool, err := config.ReadCAPool(caFile)
-		if err != nil {
-			return c, fmt.Errorf("--ca-file: %w", err)
-		}
-		c.HTTP.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	}
-	if tokenFile != "" {
-		tokens, err := config.ReadTokens(tokenFile)
-		if err != nil {
-			return c, fmt.Errorf("--token-file: %w", err)
-		}
-		c.Token = tokens[0]
-	}
-	return c, nil
 }
 
 // reportDrill prints the report (also when the drill stopped early: the

@@ -4,14 +4,17 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/regent-sched/regent/cmd/regent/internal/config"
 )
 
-// flagsMarkdown renders the flags of `regent run` as the table in
-// docs/FLAGS.md (kept current by TestFlagsDocIsCurrent; regenerate with
-// `make docs`).
+// flagsMarkdown renders docs/FLAGS.md (kept current by
+// TestFlagsDocIsCurrent; regenerate with `make docs`): the table of
+// `regent run`'s flags with their environment variables, then one table
+// per other subcommand. The chart's tests (deploy/chart) parse the file:
+// keep the `regent run` section's format.
 func flagsMarkdown() string {
 	var b strings.Builder
 	b.WriteString("# regent run: every flag\n\n")
@@ -36,5 +39,40 @@ func flagsMarkdown() string {
 		usage := strings.ReplaceAll(f.Usage, "|", "\\|")
 		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s |\n", f.Name, config.EnvName(f.Name), def, usage)
 	})
+	for _, cmd := range newRoot().Commands() {
+		if cmd.Name() != "run" {
+			subcommandFlags(&b, cmd)
+		}
+	}
 	return b.String()
+}
+
+// subcommandFlags renders the section of a subcommand other than `regent
+// run`: its flags come from the command line only.
+func subcommandFlags(b *strings.Builder, cmd *cobra.Command) {
+	fmt.Fprintf(b, "\n# regent %s: every flag\n\n", cmd.Name())
+	fmt.Fprintf(b, "`%s`: %s.", cmd.UseLine(), strings.TrimSuffix(cmd.Short, "."))
+	if !cmd.HasAvailableFlags() {
+		b.WriteString(" It has no flags (but `--help`).\n")
+		return
+	}
+	b.WriteString(" Its flags come from the command line only (`regent " + cmd.Name() + " --help` shows them too).\n\n")
+	b.WriteString("| Flag | Default | Meaning |\n|---|---|---|\n")
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Hidden || f.Name == "help" {
+			return
+		}
+		name := "`--" + f.Name + "`"
+		if f.Shorthand != "" {
+			name = "`-" + f.Shorthand + "`, " + name
+		}
+		def := f.DefValue
+		if def == "[]" || (f.Value.Type() == "bool" && def == "false") {
+			def = ""
+		}
+		if def != "" {
+			def = "`" + def + "`"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s |\n", name, def, strings.ReplaceAll(f.Usage, "|", "\\|"))
+	})
 }

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -428,5 +430,59 @@ func TestDrillLocal(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(tmp); len(left) > 0 {
 		t.Errorf("regent drill --local left %v behind in its TMPDIR", left)
+	}
+}
+
+// TestFlagsDocCoversEverySubcommand: docs/FLAGS.md has a section for every
+// subcommand, each listing all of its flags with their help, and keeps
+// `regent run`'s table (flag, environment variable, default, meaning)
+// first, which the chart's tests parse.
+func TestFlagsDocCoversEverySubcommand(t *testing.T) {
+	doc := flagsMarkdown()
+	if !strings.HasPrefix(doc, "# regent run: every flag\n") {
+		t.Errorf("docs/FLAGS.md does not start with the regent run section")
+	}
+	runRow := regexp.MustCompile("(?m)^\\| `--[a-z0-9-]+` \\| `REGENT_[A-Z0-9_]+` \\| ")
+	var n int
+	newRunCmd().Flags().VisitAll(func(*pflag.Flag) { n++ })
+	if got := len(runRow.FindAllString(doc, -1)); got != n {
+		t.Errorf("%d rows of regent run's table, want one per flag: %d", got, n)
+	}
+	heading := regexp.MustCompile("(?m)^# regent ([a-z-]+): every flag$")
+	sections := map[string]string{}
+	ms := heading.FindAllStringSubmatchIndex(doc, -1)
+	for i, m := range ms {
+		end := len(doc)
+		if i+1 < len(ms) {
+			end = ms[i+1][0]
+		}
+		sections[doc[m[2]:m[3]]] = doc[m[1]:end]
+	}
+	subs := newRoot().Commands()
+	if len(sections) != len(subs) {
+		t.Errorf("sections %v, want one per subcommand (%d)", slices.Sorted(maps.Keys(sections)), len(subs))
+	}
+	for _, cmd := range subs {
+		sec, ok := sections[cmd.Name()]
+		if !ok {
+			t.Errorf("no section for regent %s", cmd.Name())
+			continue
+		}
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			if !strings.Contains(sec, "| `--"+f.Name+"` |") && !strings.Contains(sec, "`, `--"+f.Name+"` |") {
+				t.Errorf("the regent %s section lacks --%s", cmd.Name(), f.Name)
+			}
+			if !strings.Contains(sec, strings.ReplaceAll(f.Usage, "|", "\\|")) {
+				t.Errorf("the regent %s section lacks the help of --%s", cmd.Name(), f.Name)
+			}
+		})
+	}
+	for _, w := range []string{"| `-o`, `--output` | `table` |", "| `--cert-file` |", "| `--token-file` |", "| `--local` |  |"} {
+		if !strings.Contains(sections["drill"], w) {
+			t.Errorf("the regent drill section lacks %q", w)
+		}
+	}
+	if !strings.Contains(sections["version"], "no flags") {
+		t.Errorf("the regent version section does not say it has no flags:\n%s", sections["version"])
 	}
 }

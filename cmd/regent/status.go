@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -15,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regent-sched/regent/cmd/regent/internal/api"
-	"github.com/regent-sched/regent/cmd/regent/internal/config"
 )
 
 // statusReport is what `regent status -o json` prints.
@@ -29,8 +26,9 @@ type statusReport struct {
 
 func newStatusCmd() *cobra.Command {
 	var (
-		addr, output, caFile string
-		timeout              time.Duration
+		cluster clusterFlags
+		output  string
+		timeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -42,17 +40,13 @@ replicas campaign, and what the framework runs.`,
 			if output != "table" && output != "json" {
 				return fmt.Errorf("-o %q: want table or json", output)
 			}
-			hc := &http.Client{Timeout: timeout}
-			if caFile != "" {
-				pool, err := config.ReadCAPool(caFile)
-				if err != nil {
-					return fmt.Errorf("--ca-file: %w", err)
-				}
-				hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+			c, err := cluster.client(timeout)
+			if err != nil {
+				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			rep, err := collectStatus(ctx, api.Client{Base: addr, HTTP: hc})
+			rep, err := collectStatus(ctx, c)
 			if err != nil {
 				return err
 			}
@@ -66,9 +60,8 @@ replicas campaign, and what the framework runs.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&addr, "addr", "http://127.0.0.1:8080", "base URL of any replica")
+	cluster.register(f, false, "")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
-	f.StringVar(&caFile, "ca-file", "", "PEM CA bundle to verify an https:// replica")
 	f.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the answers")
 	return cmd
 }

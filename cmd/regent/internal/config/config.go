@@ -105,9 +105,9 @@ func Register(fs *pflag.FlagSet) *Config {
 	fs.DurationVar(&c.EtcdDialTimeout, "etcd-dial-timeout", 5*time.Second, "timeout of each connection attempt to etcd")
 	fs.StringSliceVar(&c.ZKServers, "zk-servers", nil, "ZooKeeper servers (host:port, comma-separated); exactly one of --etcd-endpoints and --zk-servers")
 	fs.StringVar(&c.ZKDigestFile, "zk-digest-file", "", "file holding user:password for ZooKeeper digest authentication; regent's znodes then get a digest ACL for that user")
-	fs.DurationVar(&c.ZKSessionTimeout, "zk-session-timeout", 10*time.Second, "ZooKeeper session timeout; a leader cut off from ZooKeeper steps down after half of it")
+	fs.DurationVar(&c.ZKSessionTimeout, "zk-session-timeout", 10*time.Second, "ZooKeeper session timeout; a leader cut off from ZooKeeper steps down after half of it, and /readyz fails after half of it without an answer from ZooKeeper")
 	fs.DurationVar(&c.LoadTimeout, "load-timeout", 30*time.Second, "how long a newly elected leader may take to load the state from the store; past it, it gives the leadership up and campaigns again")
-	fs.DurationVar(&c.ElectionTTL, "election-ttl", 5*time.Second, "etcd lease TTL of a replica's candidacy (whole seconds, 2s..60s): a crashed leader is replaced within about this long")
+	fs.DurationVar(&c.ElectionTTL, "election-ttl", 5*time.Second, "etcd lease TTL of a replica's candidacy (whole seconds, 2s..60s): a crashed leader is replaced within about this long, and /readyz fails after this long without an answer from etcd")
 
 	fs.StringVar(&c.ID, "id", host, "this replica's name, shown to the others and on the status page")
 	fs.StringVar(&c.Listen, "listen", ":8080", "address of the REST API, status page, /healthz, /readyz and /metrics")
@@ -261,6 +261,28 @@ func (c *Config) StoreKind() string {
 		return "zookeeper"
 	}
 	return "etcd"
+}
+
+// StoreStaleAfter is how long a replica may go without an answer from its
+// store before /readyz fails: the time the election takes to replace a
+// leader cut off from the store. On etcd that is the election TTL (the
+// leader's lease expires no sooner); on ZooKeeper half the session
+// timeout, after which a leader that heard nothing from ZooKeeper ends its
+// term. A replica that has been cut off that long could neither keep nor
+// win the leadership. With the defaults it is 5s for either store.
+func (c *Config) StoreStaleAfter() time.Duration {
+	if c.StoreKind() == "zookeeper" {
+		return c.ZKSessionTimeout / 2
+	}
+	return c.ElectionTTL
+}
+
+// StoreStaleFlag names the flag StoreStaleAfter derives from, for messages.
+func (c *Config) StoreStaleFlag() string {
+	if c.StoreKind() == "zookeeper" {
+		return "half of --zk-session-timeout"
+	}
+	return "--election-ttl"
 }
 
 // TLS reports whether the HTTP listener serves HTTPS.

@@ -83,7 +83,7 @@ func (r *Replica) selfStatus() api.Self {
 }
 
 func (r *Replica) getLeader(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, api.Leader{Leader: r.runner.Status().Leader, Self: r.selfStatus()})
+	writeJSON(w, http.StatusOK, api.Leader{Leader: r.status().Leader, Self: r.selfStatus()})
 }
 
 // stepDown serves POST /v1/leader/step-down: the leader hands over to the
@@ -137,7 +137,7 @@ func (r *Replica) viaLeader(h func(http.ResponseWriter, *http.Request, *core.Sch
 			h(w, req, s)
 			return
 		}
-		st := r.runner.Status()
+		st := r.status()
 		if st.Stopping {
 			unavailable(w, fmt.Sprintf("%s is handing over its leadership; retry", r.self.ID))
 			return

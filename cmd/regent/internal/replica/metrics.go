@@ -60,6 +60,14 @@ func newMetrics(version string) *metrics {
 		}, []string{"op", "kind"}),
 		descs: map[string]*prometheus.Desc{},
 	}
+	// Every series of regent_store_errors_total exists from the start, at
+	// 0: a rate() or an alert on it then sees the first error as an
+	// increase rather than as a new series.
+	for _, op := range storeOps {
+		for _, kind := range storeErrKinds {
+			m.storeErr.WithLabelValues(op, kind)
+		}
+	}
 	gauge := func(name, help string) {
 		m.descs[name] = prometheus.NewDesc(name, help, nil, nil)
 	}
@@ -221,6 +229,13 @@ func (s instrumentedStore) Commit(ctx context.Context, f persist.Fence, b persis
 	s.m.commitN.Observe(float64(n))
 	return gen, nil
 }
+
+// The label values of regent_store_errors_total: op is what failed, kind
+// is errKind's verdict.
+var (
+	storeOps      = []string{"load", "commit"}
+	storeErrKinds = []string{"fenced", "other"}
+)
 
 func errKind(err error) string {
 	if errors.Is(err, persist.ErrFenced) {

@@ -70,7 +70,7 @@ type stateCount struct {
 func (r *Replica) statusPage(w http.ResponseWriter, req *http.Request) {
 	ctx, cancel := context.WithTimeout(req.Context(), 3*time.Second)
 	defer cancel()
-	st := r.runner.Status()
+	st := r.status()
 	d := pageData{Name: r.cfg.Name, Version: Version, Self: r.selfStatus(), Leader: st.Leader,
 		Transitions: r.transitions(), Now: time.Now(), Ready: "ready"}
 	if err := r.readiness(); err != nil {

@@ -54,9 +54,23 @@ type Replica struct {
 	started  time.Time
 
 	draining atomic.Bool
+	// early are the requests that were in flight when the stop began
+	// (the probes aside): the listener stays open until they are done.
+	early struct {
+		sync.Mutex
+		stopping bool
+		wg       sync.WaitGroup
+	}
 	storeOK  atomic.Int64 // unix nanos of the last answered probe
 	probeErr atomic.Pointer[error]
 	runErr   atomic.Pointer[error]
+
+	// runStopped is set once the election loop has returned during a
+	// stop; from then on afterRun, which a watch of the store keeps
+	// current, says who leads (the runner no longer follows it), so that
+	// the requests still served are forwarded to the new leader.
+	runStopped atomic.Bool
+	afterRun   atomic.Pointer[ha.LeaderInfo]
 
 	bg              sync.WaitGroup // failover timers
 	mu              sync.Mutex
@@ -212,13 +226,16 @@ func (r *Replica) Runner() *ha.Runner[fleet.State] { return r.runner }
 
 // Run serves HTTP and runs the election until ctx ends, then hands over:
 // readiness fails at once, the scheduler stops and resigns so that another
-// replica takes over without waiting for a TTL, and only then does the
-// HTTP server finish its in-flight requests (meanwhile this replica goes
-// on answering, forwarding to the new leader). It returns nil after a
-// clean stop, or the error that ended it (ha.ErrFatal, a listener error).
+// replica takes over without waiting for a TTL; the listener stays open
+// (answering /readyz with 503, forwarding the rest to the new leader)
+// until the requests in flight when the stop began are done, and then the
+// HTTP server closes, finishing the requests it still serves. The
+// hand-over, and the rest, each get --shutdown-timeout. Run returns nil
+// after a clean stop, or the error that ended it (ha.ErrFatal, a listener
+// error).
 func (r *Replica) Run(ctx context.Context) error {
 	srv := &http.Server{
-		Handler:           r.Handler(),
+		Handler:           r.countEarly(r.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          zap.NewStdLog(r.log.Named("http")),
@@ -258,10 +275,22 @@ func (r *Replica) Run(ctx context.Context) error {
 	}
 
 	r.draining.Store(true)
+	r.early.Lock()
+	r.early.stopping = true
+	r.early.Unlock()
+	octx, ocancel := context.WithCancel(context.Background())
+	observeDone := make(chan struct{})
+	go func() {
+		defer close(observeDone)
+		for li := range r.backend.elector.Observe(octx) {
+			r.afterRun.Store(&li)
+		}
+	}()
 	r.log.Info("stopping: handing over leadership")
 	rcancel()
 	select {
 	case runErr := <-runDone:
+		r.runStopped.Store(true)
 		if err == nil {
 			err = runErr
 		}
@@ -269,11 +298,14 @@ func (r *Replica) Run(ctx context.Context) error {
 		r.log.Error("the scheduler did not stop in time", zap.Duration("shutdown_timeout", r.cfg.ShutdownTimeout))
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
+	r.waitEarly(sctx)
 	if serr := srv.Shutdown(sctx); serr != nil {
 		r.log.Warn("http shutdown", zap.Error(serr))
 		srv.Close()
 	}
 	scancel()
+	ocancel()
+	<-observeDone
 	pcancel()
 	<-probeDone
 	r.bg.Wait()
@@ -285,6 +317,53 @@ func (r *Replica) Run(ctx context.Context) error {
 	return err
 }
 
+// status is the runner's status, but for the leader once the election
+// loop has stopped: then the leader as the store last showed it.
+func (r *Replica) status() ha.Status {
+	st := r.runner.Status()
+	if r.runStopped.Load() {
+		if li := r.afterRun.Load(); li != nil {
+			st.Leader = *li
+		}
+	}
+	return st
+}
+
+// countEarly counts the requests that start before the stop does, but
+// the probes (a kubelet's would keep the listener open for nothing).
+func (r *Replica) countEarly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/readyz" || req.URL.Path == "/healthz" {
+			h.ServeHTTP(w, req)
+			return
+		}
+		r.early.Lock()
+		counted := !r.early.stopping
+		if counted {
+			r.early.wg.Add(1)
+		}
+		r.early.Unlock()
+		if counted {
+			defer r.early.wg.Done()
+		}
+		h.ServeHTTP(w, req)
+	})
+}
+
+// waitEarly waits until the requests in flight when the stop began are
+// done, or ctx ends. Meanwhile the listener accepts: a client that has not
+// noticed the failed readiness yet is served (forwarded to the new
+// leader) rather than refused.
+func (r *Replica) waitEarly(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { r.early.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		r.log.Warn("requests still in flight at the shutdown timeout", zap.Duration("shutdown_timeout", r.cfg.ShutdownTimeout))
+	}
+}
+
 // Close releases the store, the detector and the listener. Run calls it.
 func (r *Replica) Close() {
 	r.backend.close()
@@ -292,12 +371,15 @@ func (r *Replica) Close() {
 	r.listener.Close()
 }
 
-// probeStore checks the store every second for readiness.
+// probeStore checks the store for readiness every second, or four times
+// within the bound readiness allows when that is shorter, so that a
+// healthy store is never seen as stale.
 func (r *Replica) probeStore(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	every, timeout := probeTiming(r.cfg.StoreStaleAfter())
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, timeout)
 		if err := r.backend.probe(pctx); err == nil {
 			r.storeOK.Store(time.Now().UnixNano())
 			r.probeErr.Store(nil)
@@ -313,11 +395,19 @@ func (r *Replica) probeStore(ctx context.Context) {
 	}
 }
 
+// probeTiming is the store probe's period and timeout for a readiness
+// bound: at most 1s and 2s, and at most a quarter and a half of the bound.
+func probeTiming(bound time.Duration) (every, timeout time.Duration) {
+	return min(time.Second, bound/4), min(2*time.Second, bound/2)
+}
+
 // readiness is nil when the replica can serve: it is not stopping, its
-// election loop runs, and the store answered within the last 5 s. It does
-// not depend on leadership: a standby answers every request (forwarding
-// to the leader), so Services, rolling updates and PodDisruptionBudgets
-// keep working.
+// election loop runs, and the store answered within the last
+// cfg.StoreStaleAfter (the election TTL on etcd, half the session timeout
+// on ZooKeeper: as long as the election takes to replace a leader cut off
+// from the store). It does not depend on leadership: a standby answers
+// every request (forwarding to the leader), so Services, rolling updates
+// and PodDisruptionBudgets keep working.
 func (r *Replica) readiness() error {
 	switch {
 	case r.draining.Load():
@@ -333,8 +423,9 @@ func (r *Replica) readiness() error {
 	if last == 0 {
 		return fmt.Errorf("the store has not answered yet%s", why)
 	}
-	if age := time.Since(time.Unix(0, last)); age > 5*time.Second {
-		return fmt.Errorf("the store has not answered for %v%s", age.Truncate(time.Second), why)
+	if age, bound := time.Since(time.Unix(0, last)), r.cfg.StoreStaleAfter(); age > bound {
+		return fmt.Errorf("the store has not answered for %v, longer than %v (%s)%s",
+			age.Truncate(100*time.Millisecond), bound, r.cfg.StoreStaleFlag(), why)
 	}
 	return nil
 }
