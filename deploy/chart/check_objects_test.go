@@ -5,7 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -223,52 +226,119 @@ func (c check) serviceMonitor() {
 	scheme := "http"
 	if c.rc.want.tls {
 		scheme = "https"
-		if ep.TLSConfig == nil || ep.TLSConfig.ServerName == nil || *ep.TLSConfig.ServerName != c.fullname()+"."+c.rc.rel.namespace+".svc" {
-			t.Errorf("ServiceMonitor tlsConfig %+v: want the Service's DNS name as server name", ep.TLSConfig)
-		}
+		c.scrapeTLS(ep.TLSConfig)
+	} else if ep.TLSConfig != nil {
+		t.Errorf("ServiceMonitor tlsConfig %+v over plain HTTP", ep.TLSConfig)
 	}
 	if ep.Scheme == nil || strings.ToLower(string(*ep.Scheme)) != scheme {
 		t.Errorf("ServiceMonitor scheme %v, want %s", ep.Scheme, scheme)
 	}
 }
 
-// networkPolicy checks that the replicas reach each other and, with
-// egress restricted, DNS.
+// scrapeTLS checks the TLS settings of the HTTPS scrape: the user's
+// serviceMonitor.tlsConfig as given; else the Service's DNS name as server
+// name (Prometheus scrapes pod IPs) and the CA the replicas trust each
+// other with (server.tls.peerCAKey, as --peer-ca-file), or none.
+func (c check) scrapeTLS(got *monitoringv1.TLSConfig) {
+	t, w := c.t, c.rc.want
+	if w.smTLS != nil {
+		if !equality.Semantic.DeepEqual(got, w.smTLS) {
+			t.Errorf("ServiceMonitor tlsConfig:\n%s\nwant the user's serviceMonitor.tlsConfig as given:\n%s", toYAML(got), toYAML(w.smTLS))
+		}
+		return
+	}
+	if got == nil {
+		t.Fatal("ServiceMonitor: no tlsConfig for the HTTPS scrape")
+	}
+	if got.ServerName == nil || *got.ServerName != c.fullname()+"."+c.rc.rel.namespace+".svc" {
+		t.Errorf("ServiceMonitor tlsConfig %+v: want the Service's DNS name as server name", got)
+	}
+	if got.CA.ConfigMap != nil {
+		t.Errorf("ServiceMonitor CA from ConfigMap %+v, want the replicas' Secret", got.CA.ConfigMap)
+	}
+	peer, ok := w.secrets["peer-ca-file"]
+	ca := got.CA.Secret
+	switch {
+	case !ok && ca != nil:
+		t.Errorf("ServiceMonitor CA Secret %s key %s, want none (no peer CA: the replicas trust the system roots)", ca.Name, ca.Key)
+	case ok && (ca == nil || ca.Name != peer.secret || ca.Key != peer.key):
+		t.Errorf("ServiceMonitor CA %+v, want Secret %s key %s (the peer CA)", ca, peer.secret, peer.key)
+	}
+	if got.InsecureSkipVerify != nil && *got.InsecureSkipVerify {
+		t.Error("ServiceMonitor: insecureSkipVerify")
+	}
+}
+
+// networkPolicy checks the NetworkPolicy: ingress to the HTTP port from
+// the replicas and ingressFrom (from anyone when that is empty); with
+// egress restricted, egress to DNS, the replicas and egressTo; otherwise
+// no egress policy at all.
 func (c check) networkPolicy() {
 	if !c.rc.want.networkPolicy {
 		return
 	}
-	t := c.t
+	t, w := c.t, c.rc.want
 	np := c.m.networkPolicies[0]
 	c.selects("NetworkPolicy", &np.Spec.PodSelector)
+	wantTypes := []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+	if w.restrictEgress {
+		wantTypes = append(wantTypes, networkingv1.PolicyTypeEgress)
+	}
+	if !equality.Semantic.DeepEqual(np.Spec.PolicyTypes, wantTypes) {
+		t.Errorf("NetworkPolicy policyTypes %v, want %v", np.Spec.PolicyTypes, wantTypes)
+	}
 	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.String() != "http" {
 		t.Fatalf("NetworkPolicy ingress %+v: want one rule for the http port", np.Spec.Ingress)
 	}
-	peerAllowed := len(np.Spec.Ingress[0].From) == 0
-	for _, from := range np.Spec.Ingress[0].From {
-		if from.PodSelector != nil && from.NamespaceSelector == nil {
-			if s, err := metav1.LabelSelectorAsSelector(from.PodSelector); err == nil && s.Matches(c.podLabels()) {
-				peerAllowed = true
-			}
+	from := np.Spec.Ingress[0].From
+	if len(w.ingressFrom) == 0 {
+		if len(from) != 0 {
+			t.Errorf("NetworkPolicy ingress from %s\nwant anyone (networkPolicy.ingressFrom is empty)", toYAML(from))
+		}
+	} else {
+		// The replicas first (standbys forward to the leader), then the
+		// user's peers as given.
+		if len(from) == 0 || !c.replicasPeer(from[0]) {
+			t.Errorf("NetworkPolicy ingress from %s\nwant the replicas first: standbys forward to the leader", toYAML(from))
+		} else if !equality.Semantic.DeepEqual(from[1:], w.ingressFrom) {
+			t.Errorf("NetworkPolicy ingress from, after the replicas:\n%s\nwant networkPolicy.ingressFrom as given:\n%s", toYAML(from[1:]), toYAML(w.ingressFrom))
 		}
 	}
-	if !peerAllowed {
-		t.Error("NetworkPolicy: the replicas cannot reach each other (standbys forward to the leader)")
-	}
-	if !c.rc.want.restrictEgress {
+	if !w.restrictEgress {
+		if len(np.Spec.Egress) > 0 {
+			t.Errorf("NetworkPolicy egress %s\nwant none: egress is not restricted (egressTo applies only with restrictEgress)", toYAML(np.Spec.Egress))
+		}
 		return
 	}
-	dns := false
-	for _, e := range np.Spec.Egress {
-		for _, p := range e.Ports {
-			if p.Port != nil && p.Port.IntValue() == 53 && len(e.To) == 0 {
-				dns = true
-			}
+	if len(np.Spec.Egress) < 2 {
+		t.Fatalf("NetworkPolicy egress %s\nwant DNS, the replicas, then networkPolicy.egressTo", toYAML(np.Spec.Egress))
+	}
+	dns := np.Spec.Egress[0]
+	if len(dns.To) != 0 || len(dns.Ports) == 0 {
+		t.Errorf("NetworkPolicy egress rule 0 %+v: want DNS to anywhere", dns)
+	}
+	for _, p := range dns.Ports {
+		if p.Port == nil || p.Port.IntValue() != 53 {
+			t.Errorf("NetworkPolicy egress rule 0: port %v, want DNS (53) only", p.Port)
 		}
 	}
-	if !dns {
-		t.Error("NetworkPolicy restricts egress without allowing DNS")
+	peers := np.Spec.Egress[1]
+	if len(peers.To) != 1 || !c.replicasPeer(peers.To[0]) || len(peers.Ports) != 1 || peers.Ports[0].Port.String() != "http" {
+		t.Errorf("NetworkPolicy egress rule 1 %s\nwant the replicas' http port (standbys forward to the leader)", toYAML(peers))
 	}
+	if got := np.Spec.Egress[2:]; !equality.Semantic.DeepEqual(got, w.egressTo) && len(got)+len(w.egressTo) > 0 {
+		t.Errorf("NetworkPolicy egress after DNS and the replicas:\n%s\nwant networkPolicy.egressTo as given:\n%s", toYAML(got), toYAML(w.egressTo))
+	}
+}
+
+// replicasPeer reports whether p is the replicas themselves: a pod
+// selector matching their labels, in the release's namespace.
+func (c check) replicasPeer(p networkingv1.NetworkPolicyPeer) bool {
+	if p.PodSelector == nil || p.NamespaceSelector != nil || p.IPBlock != nil {
+		return false
+	}
+	s, err := metav1.LabelSelectorAsSelector(p.PodSelector)
+	return err == nil && !s.Empty() && s.Matches(c.podLabels())
 }
 
 // notes checks that NOTES.txt tells how to find the leader and the status

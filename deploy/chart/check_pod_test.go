@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -103,7 +104,10 @@ func (c check) pod() {
 	}
 }
 
-// spreading checks the anti-affinity and the topology spread.
+// spreading checks the anti-affinity and the topology spread: the chart's,
+// or the user's instead when given (values.yaml: topologySpreadConstraints
+// replace the zone spread; an affinity with podAntiAffinity replaces the
+// chart's anti-affinity, the rest of the affinity is kept beside it).
 func (c check) spreading(ps corev1.PodSpec) {
 	t, w := c.t, c.rc.want
 	var anti *corev1.PodAntiAffinity
@@ -113,8 +117,14 @@ func (c check) spreading(ps corev1.PodSpec) {
 	if got := ps.Affinity != nil && ps.Affinity.NodeAffinity != nil; got != w.nodeAffinity {
 		t.Errorf("node affinity %v, want %v", got, w.nodeAffinity)
 	}
+	c.topologySpread(ps)
 	var terms []corev1.PodAffinityTerm
 	switch w.antiAffinity {
+	case "user":
+		if !equality.Semantic.DeepEqual(anti, w.userAntiAffinity) {
+			t.Errorf("podAntiAffinity:\n%s\nwant the user's as given, in place of the chart's:\n%s", toYAML(anti), toYAML(w.userAntiAffinity))
+		}
+		return
 	case "none":
 		if anti != nil {
 			t.Errorf("podAntiAffinity %+v, want none", anti)
@@ -138,6 +148,18 @@ func (c check) spreading(ps corev1.PodSpec) {
 			t.Errorf("anti-affinity topologyKey %q, want kubernetes.io/hostname", term.TopologyKey)
 		}
 		c.selects("anti-affinity", term.LabelSelector)
+	}
+}
+
+// topologySpread checks the topology spread constraints: the user's as
+// given, else the chart's zone spread when zoneSpread is on.
+func (c check) topologySpread(ps corev1.PodSpec) {
+	t, w := c.t, c.rc.want
+	if w.topologySpread != nil {
+		if !equality.Semantic.DeepEqual(ps.TopologySpreadConstraints, w.topologySpread) {
+			t.Errorf("topologySpreadConstraints:\n%s\nwant the user's as given, in place of the chart's zone spread:\n%s", toYAML(ps.TopologySpreadConstraints), toYAML(w.topologySpread))
+		}
+		return
 	}
 	zone := false
 	for _, tsc := range ps.TopologySpreadConstraints {

@@ -16,12 +16,14 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
 // manifests are the objects one rendering produced, decoded strictly into
-// their API types: an unknown or misspelt field, a duplicate key or a wrong
-// type is an error, as it would be for `kubectl apply --validate=strict`.
+// their API types: an unknown, misspelt or miscased field, a duplicate key
+// or a wrong type is an error, as it would be for `kubectl apply
+// --validate=strict`.
 type manifests struct {
 	statefulSets    []*appsv1.StatefulSet
 	services        []*corev1.Service
@@ -57,13 +59,30 @@ func decode(stream string) (*manifests, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w\n%s", err, doc)
 		}
-		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+		if err := strictUnmarshal(doc, obj); err != nil {
 			return nil, fmt.Errorf("%s %s: strict decoding: %w\n%s", tm.APIVersion, tm.Kind, err, doc)
 		}
 		m.all = append(m.all, obj.(metav1.Object))
 		m.kinds = append(m.kinds, tm.APIVersion+" "+tm.Kind)
 	}
 	return m, nil
+}
+
+// strictUnmarshal decodes one YAML document into obj as the API server's
+// strict field validation does: a duplicate key is an error (in the YAML,
+// and in the JSON it becomes), and so is a field obj's type lacks, where
+// field names match exactly: sigs.k8s.io/yaml.UnmarshalStrict, through
+// encoding/json, would take "ClusterIP" for clusterIP.
+func strictUnmarshal(doc []byte, obj any) error {
+	j, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return err
+	}
+	strict, err := json.UnmarshalStrict(j, obj, json.DisallowDuplicateFields, json.DisallowUnknownFields)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
 }
 
 // add makes room for an object of tm's type and returns a pointer to it.
@@ -144,4 +163,13 @@ func envVar(c *corev1.Container, name string) *corev1.EnvVar {
 		}
 	}
 	return nil
+}
+
+// toYAML shows v in test failures.
+func toYAML(v any) string {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%+v", v)
+	}
+	return string(b)
 }

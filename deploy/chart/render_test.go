@@ -1,8 +1,16 @@
 package chart
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // renderCase is one combination of values, rendered and linted with both
@@ -10,6 +18,7 @@ import (
 type renderCase struct {
 	name  string
 	files []string // -f, under charts/regent/ci
+	yaml  string   // one more -f file with these values, after files
 	set   []string // --set
 	rel   release
 	want  want
@@ -24,7 +33,7 @@ type want struct {
 	replicas       int32
 	port           int32
 	servicePort    int32
-	antiAffinity   string // soft, hard or none
+	antiAffinity   string // soft, hard, none, or user (the user's, userAntiAffinity)
 	zoneSpread     bool
 	nodeAffinity   bool   // the user's, kept beside the chart's anti-affinity
 	advertise      string // dns or podIP
@@ -42,6 +51,22 @@ type want struct {
 	secrets map[string]secretKey
 	// extraArgs are the arguments after "run".
 	extraArgs []string
+	// userAntiAffinity is the user's affinity.podAntiAffinity, which the
+	// pods must carry as given, instead of the chart's.
+	userAntiAffinity *corev1.PodAntiAffinity
+	// topologySpread is the user's topologySpreadConstraints, which the
+	// pods must carry as given, instead of the chart's zone spread; nil
+	// when the user set none.
+	topologySpread []corev1.TopologySpreadConstraint
+	// ingressFrom are the peers the NetworkPolicy admits besides the
+	// replicas (networkPolicy.ingressFrom); none means anyone.
+	ingressFrom []networkingv1.NetworkPolicyPeer
+	// egressTo are the egress rules after DNS and the replicas
+	// (networkPolicy.egressTo), when egress is restricted.
+	egressTo []networkingv1.NetworkPolicyEgressRule
+	// smTLS is the user's serviceMonitor.tlsConfig, which the scrape
+	// must use as given; nil: the chart derives it from server.tls.
+	smTLS *monitoringv1.TLSConfig
 }
 
 type secretKey struct{ secret, key string }
@@ -115,6 +140,14 @@ var renderCases = []renderCase{
 			advertise: "dns", pdb: "2", serviceAccount: "regent", createSA: true, serviceMonitor: true,
 			networkPolicy: true, restrictEgress: true, preStopSleep: 5,
 			image: "ghcr.io/regent-sched/regent:" + appVersion,
+			// As in ci/secure-values.yaml.
+			ingressFrom: []networkingv1.NetworkPolicyPeer{{
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}},
+			}},
+			egressTo: []networkingv1.NetworkPolicyEgressRule{{
+				To:    []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/16"}}},
+				Ports: []networkingv1.NetworkPolicyPort{{Port: new(intstr.FromInt32(2379))}, {Port: new(intstr.FromInt32(5050))}},
+			}},
 			settings: map[string]string{
 				"etcd-endpoints":   "https://etcd-0.etcd:2379,https://etcd-1.etcd:2379,https://etcd-2.etcd:2379",
 				"election-ttl":     "10s",
@@ -200,6 +233,89 @@ var renderCases = []renderCase{
 			secrets:  map[string]secretKey{"zk-digest-file": {"regent-zk-digest", "digest"}},
 		},
 	},
+	{
+		// The user's own spreading, which the chart's documentation says
+		// replaces its own (the hard anti-affinity and the zone spread
+		// asked for here are dropped), a NetworkPolicy admitting more
+		// peers with egress left open (egressTo then unused), and a
+		// ServiceMonitor with its own TLS settings.
+		name:  "user-placement",
+		files: []string{"etcd-values.yaml"},
+		yaml: `
+podAntiAffinity: hard
+zoneSpread: true
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: DoNotSchedule
+    labelSelector:
+      matchLabels: {app.kubernetes.io/name: regent, app.kubernetes.io/instance: regent}
+affinity:
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 50
+        podAffinityTerm:
+          topologyKey: topology.kubernetes.io/zone
+          labelSelector:
+            matchLabels: {app.kubernetes.io/name: regent}
+server:
+  tls:
+    secretName: regent-tls
+serviceMonitor:
+  enabled: true
+  tlsConfig:
+    ca:
+      configMap: {name: cluster-ca, key: ca.crt}
+    serverName: regent.example
+networkPolicy:
+  enabled: true
+  ingressFrom:
+    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ingress}}
+      podSelector: {matchLabels: {app: ingress-nginx}}
+    - ipBlock: {cidr: 192.168.0.0/16, except: [192.168.1.0/24]}
+  egressTo:
+    - to: [{ipBlock: {cidr: 10.0.0.0/8}}]
+`,
+		rel: defaultRelease,
+		want: want{
+			store: "etcd", tls: true, replicas: 3, port: 8080, servicePort: 8080, antiAffinity: "user",
+			userAntiAffinity: &corev1.PodAntiAffinity{
+				PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+					Weight: 50,
+					PodAffinityTerm: corev1.PodAffinityTerm{
+						TopologyKey:   "topology.kubernetes.io/zone",
+						LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "regent"}},
+					},
+				}},
+			},
+			topologySpread: []corev1.TopologySpreadConstraint{{
+				MaxSkew: 1, TopologyKey: "kubernetes.io/hostname", WhenUnsatisfiable: corev1.DoNotSchedule,
+				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "regent", "app.kubernetes.io/instance": "regent"}},
+			}},
+			advertise: "dns", pdb: "1", serviceAccount: "regent", createSA: true, preStopSleep: 5,
+			serviceMonitor: true, networkPolicy: true,
+			ingressFrom: []networkingv1.NetworkPolicyPeer{
+				{
+					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "ingress"}},
+					PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app": "ingress-nginx"}},
+				},
+				{IPBlock: &networkingv1.IPBlock{CIDR: "192.168.0.0/16", Except: []string{"192.168.1.0/24"}}},
+			},
+			smTLS: &monitoringv1.TLSConfig{SafeTLSConfig: monitoringv1.SafeTLSConfig{
+				CA: monitoringv1.SecretOrConfigMap{ConfigMap: &corev1.ConfigMapKeySelector{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "cluster-ca"}, Key: "ca.crt",
+				}},
+				ServerName: new("regent.example"),
+			}},
+			image:    "ghcr.io/regent-sched/regent:" + appVersion,
+			settings: map[string]string{},
+			secrets: map[string]secretKey{
+				"tls-cert-file": {"regent-tls", "tls.crt"},
+				"tls-key-file":  {"regent-tls", "tls.key"},
+				"peer-ca-file":  {"regent-tls", "ca.crt"},
+			},
+		},
+	},
 }
 
 // TestRender lints every case with `helm lint --strict` and renders it
@@ -210,7 +326,7 @@ func TestRender(t *testing.T) {
 		t.Run(rc.name, func(t *testing.T) {
 			t.Parallel()
 			forEachSDK(t, func(t *testing.T, h helmSDK) {
-				vals := caseValues(t, h, rc.files, rc.set)
+				vals := caseValues(t, h, rc.files, rc.yaml, rc.set)
 				if errs := h.lint(chartDir, vals); len(errs) > 0 {
 					t.Fatalf("helm lint --strict:\n%s", strings.Join(errs, "\n"))
 				}
@@ -240,10 +356,19 @@ func TestRender(t *testing.T) {
 	}
 }
 
-// caseValues merges the case's files and --set strings as the CLI would.
-func caseValues(t *testing.T, h helmSDK, files, set []string) map[string]any {
+// caseValues merges the case's files, its YAML and --set strings as the
+// CLI would (`-f ci/<file>... -f <yaml> --set ...`).
+func caseValues(t *testing.T, h helmSDK, files []string, yaml string, set []string) map[string]any {
 	t.Helper()
-	vals, err := h.values(valuesFiles(files...), set)
+	paths := valuesFiles(files...)
+	if yaml != "" {
+		p := filepath.Join(t.TempDir(), "values.yaml")
+		if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	vals, err := h.values(paths, set)
 	if err != nil {
 		t.Fatalf("values: %v", err)
 	}

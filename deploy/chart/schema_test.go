@@ -30,6 +30,8 @@ var badValues = []struct {
 		want: []string{"at '/store/etcd/electionTTLSeconds': got number, want integer"}},
 	{name: "task without cpus", set: []string{"tasks.cpus=0"},
 		want: []string{"at '/tasks/cpus': 'oneOf' failed, none matched"}},
+	{name: "ZooKeeper session timeout below 2s", files: []string{"zookeeper-values.yaml"}, set: []string{"store.zookeeper.sessionTimeoutSeconds=1"},
+		want: []string{"at '/store/zookeeper/sessionTimeoutSeconds': minimum: got 1, want 2"}},
 	{name: "ZooKeeper session timeout above 2m", files: []string{"zookeeper-values.yaml"}, set: []string{"store.zookeeper.sessionTimeoutSeconds=121"},
 		want: []string{"at '/store/zookeeper/sessionTimeoutSeconds': maximum: got 121, want 120"}},
 	{name: "no Mesos master", files: []string{"none"}, set: []string{"store.etcd.endpoints={http://etcd:2379}"},
@@ -128,7 +130,7 @@ func TestTemplateChecksWithoutSchema(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			forEachSDK(t, func(t *testing.T, h helmSDK) {
-				vals := caseValues(t, h, []string{"etcd-values.yaml"}, tc.set)
+				vals := caseValues(t, h, []string{"etcd-values.yaml"}, "", tc.set)
 				rel := defaultRelease
 				rel.skipSchema = true
 				_, _, err := h.template(chartDir, vals, rel)
