@@ -339,8 +339,8 @@ func (e *EtcdElector) Candidates(ctx context.Context) ([]LeaderInfo, error) {
 	return out, nil
 }
 
-// Close ends every term (without resigning: their leases are revoked) and
-// waits for the elector's goroutines.
+// Close resigns every term (its key deleted if still its own, its lease
+// revoked; at most 2 s each) and waits for the elector's goroutines.
 func (e *EtcdElector) Close() error {
 	e.mu.Lock()
 	e.closed = true
