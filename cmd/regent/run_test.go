@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,28 +25,15 @@ import (
 // it printed (stdout and stderr) kept.
 type replicaProc struct {
 	id, base string
-	cmd      *exec.Cmd
-	out      *lockedBuffer
-	done     chan struct{}
-	err      error // Wait's, once done is closed
+	proc     *childproc.Process
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// outputBytes is how much of a replica's output a test keeps: all of it,
+// for the tests that look for what it must never print.
+const outputBytes = 64 << 20
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// output is everything the replica printed so far.
+func (p *replicaProc) output() string { return p.proc.Tail() }
 
 // startRun starts `regent run --id id` on a free loopback port, advertised
 // as https:// when tls, with quick relaunches and args (which may override
@@ -67,29 +52,18 @@ func startRun(t *testing.T, id string, tls bool, args ...string) *replicaProc {
 	if tls {
 		scheme = "https"
 	}
-	p := &replicaProc{id: id, base: scheme + "://" + addr, out: &lockedBuffer{}, done: make(chan struct{})}
-	argv := append([]string{"run", "--id", id, "--name", "regent-test", "--listen", addr, "--advertise-url", p.base,
+	p := &replicaProc{id: id, base: scheme + "://" + addr}
+	argv := append([]string{bin, "run", "--id", id, "--name", "regent-test", "--listen", addr, "--advertise-url", p.base,
 		"--log-format", "console", "--failover-timeout", "1h", "--shutdown-timeout", "10s",
 		"--relaunch-backoff-min", "100ms", "--relaunch-backoff-max", "1s"}, args...)
-	p.cmd = exec.Command(bin, argv...)
-	p.cmd.Env = childproc.Environ("REGENT_")
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
+	p.proc, err = childproc.Start(childproc.Config{Argv: argv, Env: childproc.Environ("REGENT_"), TailBytes: outputBytes})
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
 	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
+		p.proc.Kill()
 		if t.Failed() {
-			t.Logf("--- regent run %s printed ---\n%s", id, p.out.String())
+			t.Logf("--- regent run %s printed ---\n%s", id, p.output())
 		}
 	})
 	return p
@@ -98,17 +72,21 @@ func startRun(t *testing.T, id string, tls bool, args ...string) *replicaProc {
 // signal sends sig to the replica.
 func (p *replicaProc) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.proc.Signal(sig); err != nil {
 		t.Fatalf("signal %s: %v", p.id, err)
 	}
 }
 
-// wait waits for the replica to exit and returns Wait's error.
+// wait waits for the replica to exit and returns nil if it exited with
+// status 0, else how it ended.
 func (p *replicaProc) wait(t *testing.T, limit time.Duration) error {
 	t.Helper()
 	select {
-	case <-p.done:
-		return p.err
+	case <-p.proc.Done():
+		if st := p.proc.ExitStatus(); st != "exit status 0" {
+			return errors.New(st)
+		}
+		return nil
 	case <-time.After(limit):
 		t.Fatalf("regent run %s did not exit within %v", p.id, limit)
 		return nil

@@ -91,7 +91,7 @@ func TestSecretsNeverShow(t *testing.T) {
 		if err := r.wait(t, 60*time.Second); err != nil {
 			t.Errorf("%s exited with %v", r.id, err)
 		}
-		out := r.out.String()
+		out := r.output()
 		// Something worth checking was logged: the start, with the master
 		// redacted, the election, the writes.
 		for _, w := range []string{`"replica started"`, "zk://mesos-user:***@", `"blacklist changed"`, `"replica stopped"`, `"level":"debug"`} {

@@ -111,7 +111,7 @@ func TestGracefulStopHandsOverBeforeTheTTL(t *testing.T) {
 	if err := r1.wait(t, 30*time.Second); err != nil {
 		t.Errorf("r1 exited with %v, want status 0", err)
 	}
-	out := r1.out.String()
+	out := r1.output()
 	for _, w := range []string{"stopping: handing over leadership", "replica stopped"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("r1's log lacks %q", w)
