@@ -32,12 +32,24 @@ var (
 	ErrFrameworkRemoved = errors.New("core: framework removed by the master")
 	// ErrNotSubscribed: a call was made while no subscription is up.
 	ErrNotSubscribed = errors.New("core: not subscribed")
+	// ErrFrameworkIDChanged: the master subscribed the scheduler under
+	// another FrameworkID than the one its state holds (a first
+	// registration whose subscription dropped before its FrameworkID was
+	// committed subscribes again as a new framework). The scheduler stops
+	// rather than mix two frameworks; ha.Runner reloads the committed
+	// state and subscribes again.
+	ErrFrameworkIDChanged = errors.New("core: the master assigned another FrameworkID")
+	// errUncommittedID refuses a call under a FrameworkID the store does
+	// not hold yet: a crash would leave its effects under a framework no
+	// replica knows.
+	errUncommittedID = errors.New("core: the subscription's FrameworkID is not committed")
 )
 
 // connConfig configures the Mesos connection.
 type connConfig struct {
 	endpoints      func() []string            // candidate master base URLs, best first
 	leaderChanged  <-chan struct{}            // a detector saw the leader change
+	committedID    func() string              // the FrameworkID the store holds; nil: no check
 	info           func() mesos.FrameworkInfo // with the committed FrameworkID, if any
 	json           bool
 	backoffMin     time.Duration
@@ -289,6 +301,9 @@ func (c *conn) call(ctx context.Context, call *scheduler.Call) error {
 	sub := c.current()
 	if sub == nil {
 		return ErrNotSubscribed
+	}
+	if c.cfg.committedID != nil && c.cfg.committedID() != sub.frameworkID {
+		return fmt.Errorf("%w (%s)", errUncommittedID, sub.frameworkID)
 	}
 	call.FrameworkID = &mesos.FrameworkID{Value: sub.frameworkID}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.callTimeout)

@@ -310,6 +310,12 @@ func (s *Scheduler[S]) Run(ctx context.Context, snap *persist.Snapshot) (err err
 		do:             do,
 		log:            log,
 		rand:           jitter,
+		committedID: func() string {
+			if id := s.fwID.Load(); id != nil {
+				return *id
+			}
+			return ""
+		},
 	})
 	wg.Add(1)
 	go func() {
@@ -361,6 +367,7 @@ func (s *Scheduler[S]) Run(ctx context.Context, snap *persist.Snapshot) (err err
 	}()
 
 	var inflight []effect
+	var inflightID *string // the FrameworkID the batch in flight commits
 	busy := false
 	var commitsN uint64
 	subscribed := false
@@ -380,7 +387,7 @@ func (s *Scheduler[S]) Run(ctx context.Context, snap *persist.Snapshot) (err err
 			return nil
 		}
 		busy = true
-		inflight = effs
+		inflight, inflightID = effs, b.FrameworkID
 		commits <- b
 		return nil
 	}
@@ -405,10 +412,13 @@ func (s *Scheduler[S]) Run(ctx context.Context, snap *persist.Snapshot) (err err
 		}
 		commitsN++
 		generation = r.gen
-		id := m.frameworkID
-		s.fwID.Store(&id)
+		if inflightID != nil {
+			// What the batch wrote, not the machine's id now: a later
+			// subscription may have brought another, not yet committed.
+			s.fwID.Store(inflightID)
+		}
 		effectsCh <- inflight
-		inflight = nil
+		inflight, inflightID = nil, nil
 		return nil
 	}
 
@@ -431,13 +441,25 @@ func (s *Scheduler[S]) Run(ctx context.Context, snap *persist.Snapshot) (err err
 				return err
 			}
 		case ce := <-events:
-			s.handleConnEvent(m, ce, &subscribed, &master)
+			if err := s.handleConnEvent(m, ce, &subscribed, &master); err != nil {
+				cancel() // no call goes out on the new subscription
+				if derr := s.drain(m, busy, commits, commitDone); derr != nil {
+					err = fmt.Errorf("%w (and %w)", err, derr)
+				}
+				return err
+			}
 			// Fold whatever else is ready into the same batch.
 		more:
 			for n := 1; n < cfg.MaxBatch; n++ {
 				select {
 				case ce := <-events:
-					s.handleConnEvent(m, ce, &subscribed, &master)
+					if err := s.handleConnEvent(m, ce, &subscribed, &master); err != nil {
+						cancel()
+						if derr := s.drain(m, busy, commits, commitDone); derr != nil {
+							err = fmt.Errorf("%w (and %w)", err, derr)
+						}
+						return err
+					}
 				default:
 					break more
 				}
@@ -535,19 +557,28 @@ func (s *Scheduler[S]) deliverReply(r *Reply) {
 	}
 }
 
-func (s *Scheduler[S]) handleConnEvent(m *machine[S], ce connEvent, subscribed *bool, master *string) {
+// handleConnEvent feeds one event of the connection to the machine. A
+// SUBSCRIBED under another FrameworkID than the state's ends the
+// scheduler (ErrFrameworkIDChanged).
+func (s *Scheduler[S]) handleConnEvent(m *machine[S], ce connEvent, subscribed *bool, master *string) error {
 	now := s.cfg.Now()
 	if ce.ev == nil {
 		*subscribed = false
-		return
+		return nil
 	}
 	if ce.ev.Type == scheduler.Event_SUBSCRIBED {
+		if id := ce.ev.GetSubscribed().GetFrameworkID().GetValue(); m.frameworkID != "" && id != m.frameworkID {
+			s.cfg.Logger.Error("the master subscribed us under another FrameworkID than the state's: stopping, to start again from the committed state",
+				zap.String("state", m.frameworkID), zap.String("got", id))
+			return fmt.Errorf("%w: subscribed as %s, the state holds %s", ErrFrameworkIDChanged, id, m.frameworkID)
+		}
 		*subscribed = true
 		if mi := ce.ev.Subscribed.MasterInfo; mi != nil && mi.Address != nil {
 			*master = fmt.Sprintf("%s:%d", mi.Address.GetHostname(), mi.Address.Port)
 		}
 	}
 	m.mesosEvent(now, ce.ev)
+	return nil
 }
 
 func (s *Scheduler[S]) endpoints() []string {
