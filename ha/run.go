@@ -39,7 +39,12 @@ type Config[S any] struct {
 	// OnStuck is called when leader work outlives its term by StopTimeout:
 	// the process may be acting as a second leader. The default logs and
 	// exits the process with status 3, the only safe answer in a server;
-	// an embedding program may choose otherwise.
+	// an embedding program may choose otherwise. If OnStuck returns, the
+	// Runner keeps waiting for the work and holds the term meanwhile (a
+	// stepped-down term keeps its key and lease, so nobody else is
+	// elected); but a term that was lost (lease or session expired) may
+	// already have a successor while the stuck work still runs, which is
+	// why the default exits.
 	OnStuck func(error)
 	// OnTransition, when set, is called after every change of Status.
 	OnTransition func(Status)

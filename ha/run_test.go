@@ -12,6 +12,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/regent-sched/regent/core"
@@ -69,6 +70,14 @@ func startReplicaWith(t *testing.T, cli *clientv3.Client, id string, masters []s
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startRunner(t, el, store, log, masters, edit)
+}
+
+// startRunner runs a Runner of the one-task-per-agent framework "hatest"
+// on el and store with quick test timings (edit may change its config),
+// and stops it and closes both at the end of the test.
+func startRunner(t *testing.T, el Elector, store persist.Store, log *zap.Logger, masters []string, edit func(*Config[onePerAgent])) *replica {
+	t.Helper()
 	cfg := Config[onePerAgent]{
 		Elector: el,
 		Store:   store,
