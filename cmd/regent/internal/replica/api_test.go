@@ -1,6 +1,11 @@
 package replica
 
 import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +159,12 @@ func TestStandbyForwardsToTheLeader(t *testing.T) {
 		t.Fatalf("POST via standby = %d %s", code, body)
 	}
 	eventually(t, 20*time.Second, "1 task left", allRunning(w.sim, 1))
+	// A client that waits for 100 Continue gets it once: the standby's own
+	// server sends it, and the forwarded request does not ask the leader
+	// for another.
+	if n := expectContinue(t, r2.base+"/v1/blacklist/"+id, `{"reason":"again"}`); n != 1 {
+		t.Errorf("POST with Expect: 100-continue via the standby got %d informational responses, want 1", n)
+	}
 	if fw := w.sim.Snapshot().Frameworks[0]; fw.Counters.Kills != 1 {
 		t.Errorf("kills = %d, want exactly 1", fw.Counters.Kills)
 	}
@@ -354,4 +365,32 @@ func TestHostOf(t *testing.T) {
 			t.Errorf("hostOf(%q) = %v, want %q", base, got, want)
 		}
 	}
+}
+
+// expectContinue POSTs body to url with Expect: 100-continue, requires a
+// 200, and returns how many 1xx responses came before it.
+func expectContinue(t *testing.T, url, body string) int {
+	t.Helper()
+	var n int
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(int, textproto.MIMEHeader) error { n++; return nil },
+	})
+	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Expect", "100-continue")
+	tr := &http.Transport{ExpectContinueTimeout: 5 * time.Second}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST %s with Expect: 100-continue = %d %s", url, resp.StatusCode, b)
+	}
+	return n
 }

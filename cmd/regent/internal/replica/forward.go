@@ -57,6 +57,9 @@ func newForwarder(cfg *config.Config, a *auth) (*forwarder, error) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
 			pr.Out.Host = target.Host
+			// This replica's server already answered the client's
+			// Expect: 100-continue; the leader's would reach it twice.
+			pr.Out.Header.Del("Expect")
 		},
 		Transport: tr,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
