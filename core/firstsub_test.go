@@ -125,14 +125,31 @@ func TestFirstRegistrationWaitsForItsFrameworkIDCommit(t *testing.T) {
 	}
 }
 
-func testFirstRegistration(t *testing.T, end string) {
+// firstRegistration is a first-ever registration whose FrameworkID
+// commit is held, under a call audit, on 2 agents.
+type firstRegistration struct {
+	store *persist.MemoryStore
+	audit *callAudit
+	sim   *mesossim.Cluster
+	held  *heldIDStore
+	r     *running
+}
+
+func startFirstRegistration(t *testing.T) *firstRegistration {
+	t.Helper()
 	store, fence := newMemoryStore(t)
-	audit := &callAudit{store: store}
-	sim := simtest.Start(t, 2, audit.configure)
-	held := newHeldIDStore(store)
-	cfg := testConfig(t, held, fence, sim.URL())
-	cfg.FrameworkInfo.FailoverTimeout = ptr(1.0) // the orphan goes 1 s after its scheduler
-	first := start(t, cfg, nil)
+	f := &firstRegistration{store: store, audit: &callAudit{store: store}}
+	f.sim = simtest.Start(t, 2, f.audit.configure)
+	f.held = newHeldIDStore(store)
+	cfg := testConfig(t, f.held, fence, f.sim.URL())
+	cfg.FrameworkInfo.FailoverTimeout = ptr(1.0) // an orphan goes 1 s after its scheduler
+	f.r = start(t, cfg, nil)
+	return f
+}
+
+func testFirstRegistration(t *testing.T, end string) {
+	f := startFirstRegistration(t)
+	store, audit, sim, held, first := f.store, f.audit, f.sim, f.held, f.r
 
 	orphan := held.held(t)
 	waitFor(t, settle, "offers handled and launches decided while the FrameworkID commit is held", func() bool {
@@ -194,13 +211,8 @@ func testFirstRegistration(t *testing.T, end string) {
 // term, loading the store, subscribes under the first id; the second is an
 // orphan without a task.
 func TestFirstRegistrationResubscribedBeforeItsCommit(t *testing.T) {
-	store, fence := newMemoryStore(t)
-	audit := &callAudit{store: store}
-	sim := simtest.Start(t, 2, audit.configure)
-	held := newHeldIDStore(store)
-	cfg := testConfig(t, held, fence, sim.URL())
-	cfg.FrameworkInfo.FailoverTimeout = ptr(1.0) // the orphan goes 1 s after its scheduler
-	r := start(t, cfg, nil)
+	f := startFirstRegistration(t)
+	store, audit, sim, held, r := f.store, f.audit, f.sim, f.held, f.r
 
 	x := held.held(t)
 	waitFor(t, settle, "launches decided under the first id", func() bool {

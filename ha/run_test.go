@@ -73,6 +73,14 @@ func startReplicaWith(t *testing.T, cli *clientv3.Client, id string, masters []s
 	return startRunner(t, el, store, log, masters, edit)
 }
 
+// recordTransitions makes a Runner append every Status it reports to
+// *seen, under mu.
+func recordTransitions(mu *sync.Mutex, seen *[]Status) func(*Config[onePerAgent]) {
+	return func(c *Config[onePerAgent]) {
+		c.OnTransition = func(st Status) { mu.Lock(); *seen = append(*seen, st); mu.Unlock() }
+	}
+}
+
 // startRunner runs a Runner of the one-task-per-agent framework "hatest"
 // on el and store with quick test timings (edit may change its config),
 // and stops it and closes both at the end of the test.
@@ -270,9 +278,7 @@ func TestRunStoppingLeaderServesNobody(t *testing.T) {
 	sim := simtest.Start(t, 1, nil)
 	var mu sync.Mutex
 	var seen []Status
-	a := startReplicaWith(t, cli, "a", []string{sim.URL()}, func(c *Config[onePerAgent]) {
-		c.OnTransition = func(st Status) { mu.Lock(); seen = append(seen, st); mu.Unlock() }
-	})
+	a := startReplicaWith(t, cli, "a", []string{sim.URL()}, recordTransitions(&mu, &seen))
 	var s *core.Scheduler[onePerAgent]
 	eventually(t, 15*time.Second, "a leads, subscribed", func() bool {
 		var err error
@@ -400,9 +406,7 @@ func TestStatusNamesTheLeaderAtOnce(t *testing.T) {
 	sim := simtest.Start(t, 1, nil)
 	var mu sync.Mutex
 	var seen []Status
-	a := startReplicaWith(t, cli, "a", []string{sim.URL()}, func(c *Config[onePerAgent]) {
-		c.OnTransition = func(st Status) { mu.Lock(); seen = append(seen, st); mu.Unlock() }
-	})
+	a := startReplicaWith(t, cli, "a", []string{sim.URL()}, recordTransitions(&mu, &seen))
 	eventually(t, 15*time.Second, "a ready and subscribed", func() bool {
 		st := a.r.Status()
 		return st.Ready && st.Scheduler != nil && st.Scheduler.Subscribed
