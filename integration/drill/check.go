@@ -43,9 +43,9 @@ const ReconcileBound = 5 * time.Second
 //     scheduler outside the group, breaks it);
 //   - deposed-leader: Mesos accepted no call on a stream other than the
 //     latest subscription's (calls of a deposed leader after fencing);
-//   - deposed-call: no call (accepted or not) on a stream arrived after
-//     the election key of the term that subscribed it was gone, unless
-//     that replica was frozen meanwhile (see calls.go);
+//   - deposed-call: no call (accepted or not) on a stream reached Mesos
+//     after the election key of the term that subscribed it had vanished,
+//     unless that replica was frozen meanwhile (see calls.go);
 //   - deposed-commit: every commit in the store was made by the term that
 //     led when it landed, and terms never go backwards from one
 //     generation to the next (see fencing.go: exact in etcd, from what a
@@ -109,7 +109,7 @@ func (tp *Topology) Check(ctx context.Context) []Violation {
 			}
 		}
 	}
-	tp.deposedCalls(calls, add)
+	tp.deposedCalls(calls, tp.election.goneAt, add)
 	for i, s := range subs {
 		deadline := s.at.Add(ReconcileBound)
 		if i+1 < len(subs) && subs[i+1].at.Before(deadline) {

@@ -329,12 +329,14 @@ func TestCheckerCatchesACallAfterTheTerm(t *testing.T) {
 			tp := Start(t, Options{Store: store, Replicas: 1})
 			leader, fwid := firstLeader(t, tp)
 			tp.MustPass(context.Background())
+			key := tp.election.read().key
 			leader.Kill()
 			rogue := subscribeRogue(t, tp.Sim.URL(), fwid)
 			simtest.Eventually(t, 30*time.Second, "the killed leader's key expired", func() bool {
-				l := tp.election.read()
-				return l.err == nil && l.key == ""
+				_, gone := tp.election.goneAt(key)
+				return gone
 			})
+			time.Sleep(2 * deposedCallSlack)
 			rogue.call(t, `{"type":"RECONCILE","reconcile":{"tasks":[]}}`)
 			var found bool
 			vs := tp.Check(context.Background())
@@ -353,30 +355,36 @@ func TestCheckerCatchesACallAfterTheTerm(t *testing.T) {
 func TestDeposedCalls(t *testing.T) {
 	t0 := time.Now()
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	led := func(key, id string) callSeen { return callSeen{leader: leaderSeen{key: key, id: id}} }
-	rec := func(ms int, typ, stream string, status int, seen any) mesossim.CallRecord {
-		return mesossim.CallRecord{At: at(ms), Type: typ, StreamID: stream, Status: status, Before: seen}
+	rec := func(ms int, typ, stream string, status int, leader leaderSeen) mesossim.CallRecord {
+		return mesossim.CallRecord{At: at(ms + 5), Type: typ, StreamID: stream, Status: status,
+			Before: callSeen{arrived: at(ms), leader: leader}}
 	}
+	led := func(key, id string) leaderSeen { return leaderSeen{key: key, id: id} }
+	none := leaderSeen{}
+	gone := map[string]time.Time{"k1": at(25 - int(deposedCallSlack/time.Millisecond)), "k3": at(1500)}
 	calls := []mesossim.CallRecord{
 		rec(0, "SUBSCRIBE", "s1", 200, led("k1", "r1")),
-		rec(10, "RECONCILE", "s1", 202, led("k1", "r1")),                        // its term: fine
-		rec(20, "ACCEPT", "s1", 202, callSeen{leader: leaderSeen{err: io.EOF}}), // not read: no judgement
-		rec(30, "DECLINE", "s1", 202, led("", "")),                              // key gone, nobody leads: violation
+		rec(10, "RECONCILE", "s1", 202, none), // its term: fine
+		rec(25, "ACCEPT", "s1", 202, none),    // the slack after the key was seen gone: not after it
+		rec(30, "DECLINE", "s1", 202, none),   // after: violation
 		rec(40, "SUBSCRIBE", "s2", 200, led("k2", "r2")),
-		rec(50, "ACKNOWLEDGE", "s1", 403, led("k2", "r2")), // refused, but still a call: violation
-		rec(60, "ACKNOWLEDGE", "s2", 202, led("k2", "r2")),
+		rec(50, "ACKNOWLEDGE", "s1", 403, none), // refused, but still a call: violation
+		rec(60, "ACKNOWLEDGE", "s2", 202, none), // k2 never vanished
 		rec(1000, "SUBSCRIBE", "s3", 200, led("k3", "r3")),
-		rec(3000, "ACCEPT", "s3", 202, led("k4", "r1")), // r3 was frozen meanwhile: exempt
-		rec(3010, "ACCEPT", "s9", 202, led("k4", "r1")), // a stream never seen subscribing
+		rec(3000, "ACCEPT", "s3", 202, none), // r3 was frozen meanwhile: exempt
+		rec(3010, "ACCEPT", "s9", 202, none), // a stream never seen subscribing
+		rec(3020, "SUBSCRIBE", "s4", 200, leaderSeen{err: io.EOF}),
+		rec(3030, "ACCEPT", "s4", 202, none), // its owner could not be read: no judgement
 	}
 	tp := &Topology{}
 	tp.paused.at = map[string][]time.Time{"r3": {at(2000)}, "r2": {at(-5000)}}
 	var got []string
-	tp.deposedCalls(calls, func(rule string, when time.Time, format string, args ...any) {
+	goneAt := func(k string) (time.Time, bool) { g, ok := gone[k]; return g, ok }
+	tp.deposedCalls(calls, goneAt, func(rule string, when time.Time, format string, args ...any) {
 		got = append(got, fmt.Sprintf("%s@%d: %s", rule, when.Sub(t0).Milliseconds(), fmt.Sprintf(format, args...)))
 	})
-	if len(got) != 2 || !strings.HasPrefix(got[0], "deposed-call@30: DECLINE") || !strings.Contains(got[0], "no leader") ||
-		!strings.HasPrefix(got[1], "deposed-call@50: ACKNOWLEDGE (HTTP 403)") || !strings.Contains(got[1], "k2 (r2) led") {
+	if len(got) != 2 || !strings.HasPrefix(got[0], "deposed-call@30: DECLINE") || !strings.Contains(got[0], "105ms after its election key k1 vanished") ||
+		!strings.HasPrefix(got[1], "deposed-call@50: ACKNOWLEDGE (HTTP 403)") {
 		t.Errorf("violations:\n%s", strings.Join(got, "\n"))
 	}
 }

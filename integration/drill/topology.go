@@ -91,7 +91,7 @@ type Topology struct {
 	dir        string
 
 	acks     *ackWatch
-	election electionReader
+	election *electionReader
 	paused   pauses // when replicas were frozen
 	// The store's commits: etcd's history is read by Check; ZooKeeper's
 	// manifest is followed by zkw while the topology runs.
@@ -140,7 +140,7 @@ func Start(t tb.TB, o Options) *Topology {
 	if o.Masters == 0 {
 		o.Masters = 1
 	}
-	tp := &Topology{t: t, opts: o, dir: t.TempDir()}
+	tp := &Topology{t: t, opts: o, dir: t.TempDir(), election: &electionReader{}}
 	startZK := func() {
 		tp.ZooKeeper = testserver.StartZooKeeper(t, testserver.WithZooKeeperSessionTimeouts(time.Second, time.Minute))
 	}
@@ -180,6 +180,9 @@ func Start(t tb.TB, o Options) *Topology {
 	}
 	tp.acks = newAckWatch(store)
 	tp.election.etcd = tp.etcdCli
+	if !o.NoAckCheck {
+		tp.followElection()
+	}
 	cfg := mesossim.FastConfig()
 	cfg.Masters = o.Masters
 	if o.ZKMasters {
@@ -217,6 +220,24 @@ func Start(t tb.TB, o Options) *Topology {
 	}
 	t.Cleanup(tp.stopAll)
 	return tp
+}
+
+// followElection starts the watcher of the election keys, stopped at the
+// end of the test.
+func (tp *Topology) followElection() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tp.election.follow(ctx)
+	}()
+	tp.t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second): // stuck in a request to a server that is gone
+		}
+	})
 }
 
 // followCommits starts the watcher of ZooKeeper's manifest on its own
