@@ -69,9 +69,8 @@ func notesCommands(notes string) []regentCommand {
 // TestNotesUseRealFlags renders NOTES.txt for every case with both SDKs
 // and checks each regent command it prints against the flags docs/FLAGS.md
 // lists for that subcommand: a renamed flag of `regent status` must break
-// here, not in a user's terminal. A docs/FLAGS.md that documents only
-// `regent run` (the format before the other subcommands got sections)
-// cannot tell, and the test is skipped for those subcommands.
+// here, not in a user's terminal. A subcommand docs/FLAGS.md has no
+// section for fails the test.
 func TestNotesUseRealFlags(t *testing.T) {
 	bf := flags(t)
 	for _, rc := range renderCases {
