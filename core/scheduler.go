@@ -441,28 +441,19 @@ func (s *Scheduler[S]) Run(ctx context.Context, snap *persist.Snapshot) (err err
 				return err
 			}
 		case ce := <-events:
-			if err := s.handleConnEvent(m, ce, &subscribed, &master); err != nil {
-				cancel() // no call goes out on the new subscription
-				if derr := s.drain(m, busy, commits, commitDone); derr != nil {
-					err = fmt.Errorf("%w (and %w)", err, derr)
-				}
-				return err
-			}
 			// Fold whatever else is ready into the same batch.
-		more:
-			for n := 1; n < cfg.MaxBatch; n++ {
-				select {
-				case ce := <-events:
-					if err := s.handleConnEvent(m, ce, &subscribed, &master); err != nil {
-						cancel()
-						if derr := s.drain(m, busy, commits, commitDone); derr != nil {
-							err = fmt.Errorf("%w (and %w)", err, derr)
-						}
-						return err
+			for n := 0; n < cfg.MaxBatch; n++ {
+				if err := s.handleConnEvent(m, ce, &subscribed, &master); err != nil {
+					cancel() // no call goes out on the new subscription
+					if derr := s.drain(m, busy, commits, commitDone); derr != nil {
+						err = fmt.Errorf("%w (and %w)", err, derr)
 					}
-				default:
-					break more
+					return err
 				}
+				if n+1 == cfg.MaxBatch || len(events) == 0 {
+					break
+				}
+				ce = <-events
 			}
 		case um := <-s.inbox:
 			if um.reply != nil {
