@@ -240,7 +240,9 @@ func (p *pauses) note(id string) {
 	p.at[id] = append(p.at[id], time.Now())
 }
 
-// between reports whether replica id was frozen at some time in [from, to].
+// between reports whether replica id was frozen at some time in [from -
+// 1s, to]: a freeze just before a stream's SUBSCRIBE reached Mesos counts
+// too, since the replica may have sent it, and more, before it froze.
 func (p *pauses) between(id string, from, to time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -224,38 +224,34 @@ func Start(t tb.TB, o Options) *Topology {
 
 // followElection starts the watcher of the election keys, stopped at the
 // end of the test.
-func (tp *Topology) followElection() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tp.election.follow(ctx)
-	}()
-	tp.t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second): // stuck in a request to a server that is gone
-		}
-	})
-}
+func (tp *Topology) followElection() { tp.watch(tp.election.follow, tp.election.zk) }
 
 // followCommits starts the watcher of ZooKeeper's manifest on its own
 // connection, stopped at the end of the test.
 func (tp *Topology) followCommits(conn *zk.Conn) {
 	tp.zkw = newZKWatch(conn)
+	tp.watch(tp.zkw.run, conn)
+}
+
+// watch runs a watcher until the end of the test, when its context ends;
+// one stuck in a request to a ZooKeeper server that is gone is released
+// by closing its connection (conn; nil for etcd, whose watches end with
+// their context).
+func (tp *Topology) watch(run func(context.Context), conn *zk.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tp.zkw.run(ctx)
+		run(ctx)
 	}()
 	tp.t.Cleanup(func() {
 		cancel()
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second): // stuck in a request to a server that is gone
-			conn.Close()
+		case <-time.After(5 * time.Second):
+			if conn != nil {
+				conn.Close()
+			}
 			<-done
 		}
 	})
